@@ -1,0 +1,3 @@
+from hf_spamguard.cli import main
+
+main()

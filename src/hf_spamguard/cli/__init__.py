@@ -1,0 +1,47 @@
+"""The ``spamguard`` command line. Thin: every command calls the package API.
+
+Each command group lives in its own module of this package and is registered here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import typer
+
+app = typer.Typer(
+    name="spamguard",
+    help="Keyword-spam moderation for marketplace listings: datasets, training, prediction, evaluation, "
+    "labelling and publishing.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# Modules that add commands to ``app`` when imported (``register(app)``). Order = order in --help.
+_COMMAND_MODULES = (
+    "dataset",  # spamguard dataset build / push
+    "baseline",  # spamguard baseline train
+    "predict",  # spamguard predict / evaluate
+    "train",  # spamguard train
+    "reviews",  # spamguard label / distill / score
+    "publish",  # spamguard publish / demo
+)
+
+for _name in _COMMAND_MODULES:
+    try:
+        _module = importlib.import_module(f"hf_spamguard.cli.{_name}")
+    except ModuleNotFoundError as exc:  # a command module not written yet
+        if exc.name != f"hf_spamguard.cli.{_name}":
+            raise
+        continue
+    _module.register(app)
+
+
+def main() -> None:
+    """Console-script entry point. User errors (:class:`~hf_spamguard.cli._common.UserError`) print one
+    line on stderr and exit with code 1."""
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,33 @@
+"""Helpers shared by the command modules."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class UserError(click.ClickException):
+    """An error caused by the user's input: printed as one line (``Error: ...``), exit code 1, no traceback."""
+
+    exit_code = 1
+
+
+def user_errors(func: F) -> F:
+    """Turn the package's input errors (``ValueError``, ``FileNotFoundError``...) into :class:`UserError`.
+
+    Use on every command so that bad input gives a one-line message instead of a traceback.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, KeyError) as exc:
+            raise UserError(str(exc) if not isinstance(exc, KeyError) else f"missing key {exc}") from exc
+
+    return wrapper  # type: ignore[return-value]
