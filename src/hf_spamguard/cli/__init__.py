@@ -15,6 +15,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain error output: rich's box truncates long messages, losing the file/line/field they name.
+    rich_markup_mode=None,
 )
 
 # Modules that add commands to ``app`` when imported (``register(app)``). Order = order in --help.

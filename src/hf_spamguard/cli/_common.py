@@ -6,12 +6,16 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import click
+# typer >= 0.29 vendors its own click and only catches its own ClickException; fall back for older typer.
+try:
+    from typer._click.exceptions import ClickException
+except ImportError:  # pragma: no cover - typer < 0.29
+    from click import ClickException
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class UserError(click.ClickException):
+class UserError(ClickException):
     """An error caused by the user's input: printed as one line (``Error: ...``), exit code 1, no traceback."""
 
     exit_code = 1

@@ -2,10 +2,105 @@
 
 from __future__ import annotations
 
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from hf_spamguard.cli._common import UserError, user_errors
+
+
+@user_errors
+def build(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the dataset to (Hub layout).")],
+    train: Annotated[
+        Path | None, typer.Option("--train", help="Training TSV (product_id, image_url, description, ...).")
+    ] = None,
+    validation: Annotated[
+        Path | None, typer.Option("--validation", help="Validation TSV; when omitted, carved from --train.")
+    ] = None,
+    test: Annotated[Path | None, typer.Option("--test", help="Test TSV (optional).")] = None,
+    image_dir: Annotated[
+        Path | None, typer.Option("--image-dir", help="Folder with <product_id>.jpg|jpeg|png|webp images.")
+    ] = None,
+    fetch_images: Annotated[
+        bool, typer.Option("--fetch-images", help="Download image_url for listings without a local image.")
+    ] = False,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Build the bundled synthetic demo listings instead of --train.")
+    ] = False,
+    validation_size: Annotated[
+        float, typer.Option(help="Fraction of train carved as validation when no --validation is given.")
+    ] = 0.1,
+    seed: Annotated[int, typer.Option(help="Seed of the stratified validation split.")] = 42,
+    max_workers: Annotated[int, typer.Option(help="Parallel image downloads.")] = 16,
+    timeout: Annotated[float, typer.Option(help="Per-image request timeout in seconds.")] = 10.0,
+    cache_dir: Annotated[
+        Path | None, typer.Option(help="datasets cache (default: HF_DATASETS_CACHE); images under it.")
+    ] = None,
+) -> None:
+    """Validate listing TSV(s), attach images and write Parquet + dataset card to --out.
+
+    Image failures never stop the build: those listings get no image and a row in image_status.csv.
+    Labels that disagree with the rater-vote majority are kept and reported.
+    """
+    from hf_spamguard.data import LabelDisagreementWarning, build_dataset, save_dataset
+    from hf_spamguard.data.demo import write_demo
+
+    if demo and train is not None:
+        raise UserError("use either --demo or --train, not both")
+    if not demo and train is None:
+        raise UserError("missing --train TSV (or pass --demo to build the bundled demo listings)")
+    with tempfile.TemporaryDirectory(prefix="spamguard-demo-") as tmp:
+        if demo:
+            source = write_demo(tmp)
+            train, validation, test = source / "train.tsv", source / "validation.tsv", source / "test.tsv"
+            image_dir = image_dir or source / "images"
+        with warnings.catch_warnings():
+            # The disagreements are printed below as part of the build report, once.
+            warnings.simplefilter("ignore", LabelDisagreementWarning)
+            dd = build_dataset(
+                train=train,
+                validation=validation,
+                test=test,
+                image_dir=image_dir,
+                fetch_images=fetch_images,
+                validation_size=validation_size,
+                seed=seed,
+                cache_dir=cache_dir,
+                max_workers=max_workers,
+                image_timeout=timeout,
+            )
+        save_dataset(dd, out)
+    report = dd.build_report
+    typer.echo(", ".join(f"{split}: {len(ds)} rows" for split, ds in dd.items()))
+    typer.echo(report.summary())
+    typer.echo(f"wrote {out} (load it with datasets.load_dataset({str(out)!r}))")
+
+
+@user_errors
+def push(
+    folder: Annotated[Path, typer.Argument(help="A folder written by `spamguard dataset build`.")],
+    repo_id: Annotated[str, typer.Option("--repo-id", help="Hub dataset repo, e.g. my-org/listings.")],
+    private: Annotated[bool, typer.Option("--private", help="Create the repo as private.")] = False,
+    token: Annotated[
+        str | None,
+        typer.Option(help="Hub token (default: HF_TOKEN or the cached login).", show_default=False),
+    ] = None,
+) -> None:
+    """Upload a built dataset folder to the Hugging Face Hub (create_repo + upload_folder)."""
+    from hf_spamguard.data import push_dataset
+
+    url = push_dataset(folder, repo_id, private=private, token=token)
+    typer.echo(f"pushed {folder} to https://huggingface.co/datasets/{repo_id} ({url})")
 
 
 def register(app: typer.Typer) -> None:
-    dataset_app = typer.Typer(help="Build listing datasets from TSV + images and publish them.", no_args_is_help=True)
+    dataset_app = typer.Typer(
+        help="Build listing datasets from TSV + images and publish them.", no_args_is_help=True
+    )
+    dataset_app.command("build")(build)
+    dataset_app.command("push")(push)
     app.add_typer(dataset_app, name="dataset")
-    # Commands are defined by the dataset builder issue (#2).
