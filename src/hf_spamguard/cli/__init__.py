@@ -6,6 +6,7 @@ Each command group lives in its own module of this package and is registered her
 from __future__ import annotations
 
 import importlib
+
 import typer
 
 app = typer.Typer(
