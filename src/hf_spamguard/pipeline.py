@@ -1,0 +1,492 @@
+"""``pipeline("listing-spam")``: Qwen3-VL verdicts that are strict JSON by construction.
+
+>>> import hf_spamguard  # registers the task
+>>> from transformers import pipeline
+>>> pipe = pipeline("listing-spam", model="path/to/model")
+>>> pipe({"text": "Nike tee. tags: adidas puma gucci", "image": "photo.jpg"})
+{'is_spam': True, 'confidence': 0.93, 'reason': '...'}
+
+This module is imported by ``import hf_spamguard``, so it stays cheap to import: transformers'
+pipeline machinery costs seconds to load, and the baseline-only CLI must not pay for it. The class
+:class:`ListingSpamPipeline` is therefore built on first access, and :func:`register_pipeline` registers
+the task right away when ``transformers.pipelines`` is loaded already, otherwise the moment it is.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import json
+import os
+import re
+import sys
+import tempfile
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "CALIBRATION_FILE",
+    "PROMPT_CONFIG_FILE",
+    "TASK",
+    "ListingSpamPipeline",  # noqa: F822 - built on first access by the module __getattr__
+    "load_pipeline",
+    "register_pipeline",
+    "save_calibration",
+    "save_pipeline_files",
+]
+
+TASK = "listing-spam"
+#: ``{"temperature": T}`` fitted on validation data (:func:`hf_spamguard.scoring.fit_temperature`).
+CALIBRATION_FILE = "calibration.json"
+#: The :class:`~hf_spamguard.prompts.PromptConfig` the model was trained with (same name as in prompts).
+PROMPT_CONFIG_FILE = "prompt_config.json"
+POLICY_FILE = "policy.json"
+#: Batch size when neither pipeline(...) nor the call sets one.
+DEFAULT_BATCH_SIZE = 8
+
+#: Modules copied into a model folder by :func:`save_pipeline_files` are named ``spamguard_<module>.py``.
+REMOTE_PREFIX = "spamguard_"
+REMOTE_ENTRY = REMOTE_PREFIX + "pipeline"
+
+
+# --------------------------------------------------------------------------------------------------
+# The pipeline class (built on first use: its base class lives in the heavy transformers.pipelines)
+# --------------------------------------------------------------------------------------------------
+_CLASS: type | None = None
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from err
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _normalise_input(item: Any) -> tuple[Any, Any]:
+    """``(text, image)`` from a string or a mapping (``text``/``description``, ``image``/``image_url``)."""
+    if item is None or isinstance(item, str):
+        return item or "", None
+    if isinstance(item, Mapping):
+        if "text" in item:
+            text = item["text"]
+        elif "description" in item:
+            text = item["description"]
+        else:
+            raise ValueError(
+                f"listing-spam input: a mapping needs a 'text' (or 'description') field, got keys {sorted(item)}"
+            )
+        image = item["image"] if "image" in item else item.get("image_url")
+        return text, image
+    raise ValueError(
+        f"listing-spam input must be a string or a dict with 'text' and optional 'image', got {type(item).__name__}"
+    )
+
+
+def _as_pipeline_input(inputs: Any) -> Any:
+    """🤗 ``datasets`` objects become what ``Pipeline.__call__`` streams: a sized torch dataset of rows for
+    a ``Dataset`` (so DataLoader batching works), a generator for an ``IterableDataset``."""
+    datasets = sys.modules.get("datasets")
+    if datasets is None:  # not imported by the caller, so inputs cannot be a datasets object
+        return inputs
+    if isinstance(inputs, datasets.Dataset):
+        from torch.utils.data import Dataset as TorchDataset
+
+        class _Rows(TorchDataset):
+            def __len__(self) -> int:
+                return len(inputs)
+
+            def __getitem__(self, i: int) -> dict[str, Any]:
+                return inputs[i]
+
+        return _Rows()
+    if isinstance(inputs, datasets.IterableDataset):
+        return (row for row in inputs)
+    return inputs
+
+
+def _build_pipeline_class() -> type:
+    global _CLASS
+    if _CLASS is not None:
+        return _CLASS
+
+    import torch
+    from transformers import Pipeline
+
+    from hf_spamguard.modeling import SpamGuardQwen3VLProcessor, load_processor
+    from hf_spamguard.policy import Thresholds, as_thresholds, decide
+    from hf_spamguard.prompts import PromptConfig, build_messages, message_images
+    from hf_spamguard.scoring import label_tokens, score_batch
+    from hf_spamguard.verdict import make_verdict
+
+    class ListingSpamPipeline(Pipeline):
+        """Verdicts ``{"is_spam", "confidence", "reason"}`` (+ ``"decision"``) for marketplace listings.
+
+        Inputs: a string, ``{"text": ..., "image": PIL | path | http(s) URL | bytes | None}``, a list of
+        those, or a dataset / ``KeyDataset`` (streamed). Options per call (or as pipeline defaults):
+        ``reason`` (default True), ``max_reason_tokens`` (48), ``policy`` (``Thresholds`` or
+        ``{"review", "demote"}``: adds ``"decision"``; default ``policy.json`` of the model folder,
+        ``False`` for none), ``temperature`` (default: ``calibration.json`` of
+        the model folder, else 1.0), ``return_logit_diff`` (adds the raw ``l_true - l_false`` for
+        calibration; the output is then no longer a bare verdict).
+        """
+
+        # The processor is loaded in __init__ with the torchvision-free class: AutoProcessor would pick the
+        # stock Qwen3VLProcessor for base-model repos (which needs torchvision for its video processor).
+        _load_processor = False
+        _load_tokenizer = False
+        _load_image_processor = False
+        _load_feature_extractor = False
+        _load_video_processor = False
+
+        def __init__(
+            self, *args: Any, model_dir: str | os.PathLike | None = None, prompt_config: Any = None, **kwargs
+        ):
+            super().__init__(*args, **kwargs)
+            if self._batch_size is None:
+                self._batch_size = DEFAULT_BATCH_SIZE  # lists are batched unless told otherwise
+            self.model_dir = self._find_model_dir(model_dir)
+            if model_dir is None and getattr(self.model, "peft_config", None):
+                # transformers attached an adapter but only remembers the base model's path, so the
+                # adapter folder's calibration.json / policy.json / prompt_config.json are not found.
+                warnings.warn(
+                    "listing-spam: adapter loaded by pipeline(); pass model_dir=<adapter folder> (or use "
+                    "hf_spamguard.pipeline.load_pipeline) to apply its calibration and policy",
+                    stacklevel=2,
+                )
+            if not isinstance(self.processor, SpamGuardQwen3VLProcessor):
+                # None, or a tokenizer-only object from AutoProcessor: load the real one.
+                source = self.model_dir or getattr(self.model, "name_or_path", None)
+                if not source:
+                    raise ValueError("listing-spam: pass processor= (no model folder to load it from)")
+                self.processor = load_processor(source)
+            self.tokenizer = self.processor.tokenizer
+            self.image_processor = None  # images are batched by the processor in _forward, not collated
+            if self.device.type == "cpu" and self.model.dtype in (torch.float16, torch.bfloat16):
+                # Half-precision matmuls on CPU are slow and lose accuracy; CPU inference runs in float32.
+                self.model.to(torch.float32)
+            self.model.eval()
+            if prompt_config is None and self.model_dir is not None:
+                prompt_config = PromptConfig.load(self.model_dir)
+            if isinstance(prompt_config, Mapping):
+                prompt_config = PromptConfig(**prompt_config)
+            self.prompt_config = prompt_config or PromptConfig()
+            self.label_tokens = label_tokens(self.tokenizer)
+            self.default_temperature = 1.0
+            self.default_policy: Thresholds | None = None
+            if self.model_dir is not None:
+                calib = _read_json(self.model_dir / CALIBRATION_FILE)
+                if calib is not None:
+                    temperature = calib.get("temperature") if isinstance(calib, dict) else None
+                    if not isinstance(temperature, int | float) or not temperature > 0:
+                        raise ValueError(
+                            f"{self.model_dir / CALIBRATION_FILE}, field 'temperature': expected a positive "
+                            f"number, got {temperature!r}"
+                        )
+                    self.default_temperature = float(temperature)
+                if (self.model_dir / POLICY_FILE).is_file():
+                    self.default_policy = Thresholds.load(self.model_dir)
+
+        def _find_model_dir(self, model_dir: str | os.PathLike | None) -> Path | None:
+            candidates = [model_dir, getattr(self.model, "name_or_path", None)]
+            candidates.append(getattr(getattr(self.model, "config", None), "_name_or_path", None))
+            for cand in candidates:
+                if cand and Path(cand).is_dir():
+                    return Path(cand)
+            return None
+
+        def _sanitize_parameters(
+            self,
+            reason: bool | None = None,
+            max_reason_tokens: int | None = None,
+            policy: Any = None,
+            temperature: float | None = None,
+            return_logit_diff: bool | None = None,
+            **kwargs: Any,
+        ):
+            if kwargs:
+                raise TypeError(f"listing-spam: unexpected option(s) {sorted(kwargs)}")
+            forward: dict[str, Any] = {}
+            post: dict[str, Any] = {}
+            if reason is not None:
+                forward["reason"] = bool(reason)
+            if max_reason_tokens is not None:
+                if int(max_reason_tokens) < 0:
+                    raise ValueError(f"max_reason_tokens must be >= 0, got {max_reason_tokens}")
+                forward["max_reason_tokens"] = int(max_reason_tokens)
+            if temperature is not None:
+                if not float(temperature) > 0:
+                    raise ValueError(f"temperature must be > 0, got {temperature}")
+                forward["temperature"] = float(temperature)
+            if policy is not None:
+                # False switches off a default policy read from the model folder's policy.json.
+                post["policy"] = False if policy is False else as_thresholds(policy)
+            if return_logit_diff is not None:
+                post["return_logit_diff"] = bool(return_logit_diff)
+            return {}, forward, post
+
+        def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+            """Score one listing, a list (returns a list) or a dataset / generator (returns an iterator)."""
+            return super().__call__(_as_pipeline_input(inputs), *args, **kwargs)
+
+        def preprocess(self, inputs: Any) -> dict[str, Any]:
+            text, image = _normalise_input(inputs)
+            messages = build_messages(text, image, config=self.prompt_config, tokenizer=self.tokenizer)
+            prompt = self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            # Plain Python values: the default collate turns them into lists, _forward runs the processor
+            # on the whole batch (left padding, images of varying sizes).
+            return {"prompt": prompt, "images": message_images(messages)}
+
+        def _forward(
+            self,
+            model_inputs: dict[str, Any],
+            reason: bool = True,
+            max_reason_tokens: int = 48,
+            temperature: float | None = None,
+        ) -> dict[str, list]:
+            prompts, images = model_inputs["prompt"], model_inputs["images"]
+            if isinstance(prompts, str):  # batch_size=1: not collated
+                prompts, images = [prompts], [images]
+            flat_images = [img for row in images for img in row]
+            batch = self.processor(
+                text=list(prompts),
+                images=flat_images or None,
+                return_tensors="pt",
+                padding=True,
+                padding_side="left",
+            )
+            out = score_batch(
+                self.model,
+                self.tokenizer,
+                batch,
+                temperature=self.default_temperature if temperature is None else temperature,
+                reason=reason,
+                max_reason_tokens=max_reason_tokens,
+                tokens=self.label_tokens,
+            )
+            return {"confidence": out["confidence"], "reason": out["reason"], "logit_diff": out["logit_diff"]}
+
+        def postprocess(
+            self, model_outputs: dict[str, Any], policy: Any = None, return_logit_diff: bool = False
+        ) -> dict[str, Any]:
+            def one(value: Any) -> Any:
+                return value[0] if isinstance(value, list | tuple) else value
+
+            confidence = float(one(model_outputs["confidence"]))
+            policy = self.default_policy if policy is None else policy
+            decision = str(decide([confidence], policy)[0]) if policy not in (None, False) else None
+            verdict = make_verdict(confidence, one(model_outputs["reason"]), decision=decision)
+            if return_logit_diff:
+                verdict["logit_diff"] = float(one(model_outputs["logit_diff"]))
+            return verdict
+
+    ListingSpamPipeline.__module__ = __name__
+    ListingSpamPipeline.__qualname__ = "ListingSpamPipeline"
+    _CLASS = ListingSpamPipeline
+    return ListingSpamPipeline
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ListingSpamPipeline":
+        return _build_pipeline_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Registration with transformers
+# --------------------------------------------------------------------------------------------------
+_TRANSFORMERS_PIPELINES = "transformers.pipelines"
+
+
+def _register_now() -> None:
+    from transformers import AutoModelForImageTextToText
+    from transformers.pipelines import PIPELINE_REGISTRY
+
+    cls = _build_pipeline_class()
+    current = PIPELINE_REGISTRY.supported_tasks.get(TASK)
+    if current is not None and current.get("impl") is cls:
+        return  # idempotent: no "already registered" warning on repeated calls
+    PIPELINE_REGISTRY.register_pipeline(
+        TASK, pipeline_class=cls, pt_model=AutoModelForImageTextToText, type="multimodal"
+    )
+
+
+class _RegisterAfterImport(importlib.abc.MetaPathFinder):
+    """Runs :func:`_register_now` right after ``transformers.pipelines`` has been imported."""
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
+        if fullname != _TRANSFORMERS_PIPELINES:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        loader = spec.loader
+        original_exec = loader.exec_module
+        finder_self = self
+
+        def exec_module(module: Any) -> None:
+            original_exec(module)
+            if finder_self in sys.meta_path:
+                sys.meta_path.remove(finder_self)
+            try:
+                _register_now()
+            except Exception as err:  # noqa: BLE001 - never break `import transformers.pipelines`
+                warnings.warn(f"hf_spamguard: could not register the {TASK!r} pipeline: {err}", stacklevel=2)
+
+        loader.exec_module = exec_module
+        return spec
+
+
+def register_pipeline() -> None:
+    """Register ``"listing-spam"`` with ``transformers.pipeline`` (idempotent, cheap).
+
+    Registers immediately when ``transformers.pipelines`` is already imported; otherwise installs a
+    one-shot import hook so that registration happens as soon as it is (``from transformers import
+    pipeline`` / ``pipeline(...)``), without making ``import hf_spamguard`` load torch.
+    """
+    module = sys.modules.get(_TRANSFORMERS_PIPELINES)
+    if module is not None and hasattr(module, "PIPELINE_REGISTRY"):
+        _register_now()
+        return
+    if not any(isinstance(f, _RegisterAfterImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _RegisterAfterImport())
+
+
+# --------------------------------------------------------------------------------------------------
+# Loading and saving model folders
+# --------------------------------------------------------------------------------------------------
+def load_pipeline(
+    model_dir: str | os.PathLike,
+    *,
+    device: Any = None,
+    dtype: Any = None,
+    base_model: str | os.PathLike | None = None,
+    batch_size: int | None = None,
+    **pipeline_kwargs: Any,
+) -> Any:
+    """A ready :class:`ListingSpamPipeline` for a merged or adapter folder (adapters merged in).
+
+    ``device``/``dtype`` default to CUDA + bfloat16 when available, else CPU + float32. Reads
+    ``calibration.json``, ``policy.json`` and ``prompt_config.json`` from ``model_dir`` when present.
+    """
+    from hf_spamguard.modeling import choose_device_and_dtype, load_model, load_processor
+
+    device, dtype = choose_device_and_dtype(device, dtype)
+    model = load_model(model_dir, device=device, dtype=dtype, base_model=base_model)
+    processor = load_processor(model_dir, base_model=base_model)
+    cls = _build_pipeline_class()
+    kwargs = dict(pipeline_kwargs)
+    if batch_size is not None:
+        kwargs["batch_size"] = batch_size
+    return cls(model=model, processor=processor, task=TASK, device=device, model_dir=model_dir, **kwargs)
+
+
+def save_calibration(model_dir: str | os.PathLike, temperature: float) -> Path:
+    """Write ``calibration.json`` (``{"temperature": T}``) into ``model_dir`` atomically."""
+    if not float(temperature) > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    path = Path(model_dir) / CALIBRATION_FILE
+    _atomic_write_text(path, json.dumps({"temperature": float(temperature)}, indent=2) + "\n")
+    return path
+
+
+_IMPORT_FROM = re.compile(r"^(\s*)from\s+hf_spamguard((?:\.\w+)+)\s+import\s", re.MULTILINE)
+_ANY_PACKAGE_IMPORT = re.compile(r"^\s*(?:from|import)\s+hf_spamguard\b", re.MULTILINE)
+
+
+def _remote_name(module: str) -> str:
+    """``hf_spamguard.data.images`` → ``spamguard_data_images``."""
+    return REMOTE_PREFIX + module.removeprefix("hf_spamguard.").replace(".", "_")
+
+
+def _module_source(module: str) -> str:
+    import importlib.util
+
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError(f"cannot find the source of {module}")
+    return Path(spec.origin).read_text(encoding="utf-8")
+
+
+def _remote_sources(entry: str = "hf_spamguard.pipeline") -> dict[str, str]:
+    """The self-contained code closure of ``entry``: ``{file name: source with relative imports}``."""
+    sources: dict[str, str] = {}
+    todo = [entry]
+    while todo:
+        module = todo.pop()
+        name = _remote_name(module) + ".py"
+        if name in sources:
+            continue
+        source = _module_source(module)
+
+        def rewrite(match: re.Match[str]) -> str:
+            target = "hf_spamguard" + match.group(2)
+            todo.append(target)
+            return f"{match.group(1)}from .{_remote_name(target)} import "
+
+        rewritten = _IMPORT_FROM.sub(rewrite, source)
+        if leftover := _ANY_PACKAGE_IMPORT.search(rewritten):
+            raise ValueError(f"{module}: cannot make {leftover.group(0).strip()!r} self-contained")
+        header = (
+            f"# Copied from {module} by hf_spamguard.pipeline.save_pipeline_files so that\n"
+            f'# pipeline("{TASK}", model=<this folder>, trust_remote_code=True) works without hf_spamguard.\n'
+        )
+        sources[name] = header + rewritten
+    return sources
+
+
+def save_pipeline_files(folder: str | os.PathLike) -> Path:
+    """Make ``folder`` load with ``pipeline("listing-spam", model=folder, trust_remote_code=True)``.
+
+    Writes the pipeline code and everything it imports from this package as ``spamguard_*.py`` (with
+    relative imports, so the folder works where ``hf_spamguard`` is not installed) and adds the
+    ``custom_pipelines`` entry to ``config.json``. Adapter folders are refused (see the error); merge
+    them with :func:`hf_spamguard.modeling.merge_adapter` first.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"model folder not found: {folder}")
+    for name, source in _remote_sources().items():
+        _atomic_write_text(folder / name, source)
+    config_path = folder / "config.json"
+    config = _read_json(config_path)
+    if config is None:
+        from hf_spamguard.modeling import is_adapter_folder
+
+        if is_adapter_folder(folder):
+            # A local folder with config.json + adapter counts as "full model with embedded adapter" for
+            # transformers, which then looks for the base weights inside it; without config.json the
+            # custom_pipelines entry has nowhere to live. Remote code therefore needs a merged folder.
+            raise ValueError(
+                f"{folder} is a peft adapter folder: merge it first (hf_spamguard.modeling.merge_adapter) "
+                "to publish it with the pipeline code; adapter folders load with `import hf_spamguard`"
+            )
+        raise FileNotFoundError(f"{folder}: config.json not found (not a saved model folder)")
+    config.setdefault("custom_pipelines", {})[TASK] = {
+        "impl": f"{REMOTE_ENTRY}.ListingSpamPipeline",
+        "pt": ["AutoModelForImageTextToText"],
+        "tf": [],
+        "type": "multimodal",
+    }
+    _atomic_write_text(config_path, json.dumps(config, indent=2, sort_keys=True) + "\n")
+    return folder
