@@ -1,0 +1,630 @@
+"""Publishing: Hub-ready folders that load where hf_spamguard is not installed, and the upload path of
+the real ``huggingface_hub`` client against a fake Hub on 127.0.0.1.
+
+The fake Hub below is a TEST DOUBLE of the Hub's upload endpoints (the one thing these tests mock: the
+Hub cannot be reached from here). It implements only what the client calls, as the client calls it
+(huggingface_hub 2.x, xet disabled with ``HF_HUB_DISABLE_XET=1``):
+
+- ``POST /api/repos/create``                                   → create a repo (409 if it exists)
+- ``POST /api/validate-yaml``                                  → parse the README's YAML header
+- ``POST /api/{type}s/{org}/{name}/preupload/{rev}``           → "regular" or "lfs" per file
+- ``POST /[{type}s/]{org}/{name}.git/info/lfs/objects/batch``  → LFS upload + verify actions
+- ``PUT  /lfs-upload/{oid}``, ``POST /lfs-verify``             → LFS storage (sha256 checked)
+- ``POST /api/{type}s/{org}/{name}/commit/{rev}``              → NDJSON commit (base64 files / LFS refs)
+- ``GET  /api/{type}s/{org}/{name}``                           → repo info (after a 401 on create)
+- ``GET  /api/agent-harnesses``                                → the client's best-effort agent registry
+
+Every other request is answered 404 and recorded in ``FakeHub.unexpected``; tests assert it stays empty.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import sysconfig
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from hf_spamguard.cli import app
+from hf_spamguard.hub import list_files, publish
+
+REPO_IDS = {
+    "model": "org/spamguard-vl",
+    "dataset": "org/listings",
+    "metric": "org/listing_spam_policy",
+    "baseline": "org/spamguard-baseline",
+}
+REPO_TYPES = {"model": "model", "dataset": "dataset", "metric": "space", "baseline": "model"}
+DRY_RUN_NAMES = {
+    "model": "model",
+    "dataset": "dataset",
+    "metric": "listing_spam_policy",
+    "baseline": "baseline",
+}
+
+
+# ===================================================================================== fake Hub (test double)
+LFS_THRESHOLD = 10 * 1024 * 1024  # the Hub sends files above 10 MB through LFS
+LFS_SUFFIXES = (".safetensors", ".parquet", ".skops", ".png", ".jpg", ".jpeg", ".webp", ".bin", ".model")
+TYPE_PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
+
+
+@dataclass
+class FakeRepo:
+    repo_type: str
+    repo_id: str
+    private: bool
+    sdk: str | None
+    files: dict[str, bytes] = field(default_factory=dict)
+    commits: list[dict[str, Any]] = field(default_factory=list)
+    lfs_paths: set[str] = field(default_factory=set)
+
+
+class FakeHub:
+    """A running fake Hub. Use as a context manager; ``endpoint`` is the URL to set as ``HF_ENDPOINT``."""
+
+    def __init__(self, token: str = "hf_fake_token_for_tests") -> None:
+        self.token = token
+        self.repos: dict[tuple[str, str], FakeRepo] = {}
+        self.lfs_store: dict[str, bytes] = {}
+        self.requests: list[tuple[str, str]] = []
+        self.unexpected: list[tuple[str, str]] = []
+        self.yaml_validated: list[str] = []
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def endpoint(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def __enter__(self) -> FakeHub:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def repo(self, repo_type: str, repo_id: str) -> FakeRepo:
+        return self.repos[(repo_type, repo_id)]
+
+
+def _make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
+    repo_api = re.compile(r"^/api/(model|dataset|space)s/([^/]+/[^/]+)/(preupload|commit)/([^/?]+)$")
+    lfs_batch = re.compile(r"^/(datasets/|spaces/)?([^/]+/[^/]+)\.git/info/lfs/objects/batch$")
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: object) -> None:  # keep pytest output clean
+            pass
+
+        # ---------------------------------------------------------------- plumbing
+        def _body(self) -> bytes:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length:
+                return self.rfile.read(length)
+            if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                chunks = []
+                while True:
+                    size = int(self.rfile.readline().strip(), 16)
+                    if size == 0:
+                        self.rfile.readline()
+                        break
+                    chunks.append(self.rfile.read(size))
+                    self.rfile.readline()
+                return b"".join(chunks)
+            return b""
+
+        def _send(self, status: int, payload: Any) -> None:
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _authorised(self) -> bool:
+            if self.headers.get("Authorization") == f"Bearer {hub.token}":
+                return True
+            self._send(401, {"error": "Invalid credentials in Authorization header"})
+            return False
+
+        def _unexpected(self) -> None:
+            hub.unexpected.append((self.command, self.path))
+            self._send(404, {"error": f"fake Hub: {self.command} {self.path} is not implemented"})
+
+        # ---------------------------------------------------------------- routes
+        def do_PUT(self) -> None:  # noqa: N802
+            hub.requests.append(("PUT", self.path))
+            body = self._body()
+            match = re.match(r"^/lfs-upload/([0-9a-f]{64})$", self.path)
+            if not match:
+                return self._unexpected()
+            oid = match.group(1)
+            if hashlib.sha256(body).hexdigest() != oid:
+                return self._send(400, {"error": "sha256 mismatch"})
+            with hub._lock:
+                hub.lfs_store[oid] = body
+            self._send(200, {})
+
+        def do_POST(self) -> None:  # noqa: N802
+            hub.requests.append(("POST", self.path))
+            body = self._body()
+            path = self.path.split("?")[0]
+            if path == "/api/repos/create":
+                return self._create(json.loads(body))
+            if path == "/api/validate-yaml":
+                return self._validate_yaml(json.loads(body))
+            if path == "/lfs-verify":
+                info = json.loads(body)
+                ok = len(hub.lfs_store.get(info["oid"], b"")) == info["size"]
+                return self._send(200 if ok else 404, {} if ok else {"error": "object not found"})
+            if m := lfs_batch.match(path):
+                return self._lfs_batch(json.loads(body))
+            if m := repo_api.match(path):
+                repo_type, repo_id, action, _revision = m.groups()
+                if (repo_type, repo_id) not in hub.repos:
+                    return self._send(404, {"error": f"Repository not found: {repo_type} {repo_id}"})
+                if not self._authorised():
+                    return None
+                if action == "preupload":
+                    return self._preupload(json.loads(body))
+                return self._commit(hub.repo(repo_type, repo_id), body)
+            return self._unexpected()
+
+        def do_GET(self) -> None:  # noqa: N802
+            hub.requests.append(("GET", self.path))
+            if self.path == "/api/agent-harnesses":  # the client's best-effort user-agent registry
+                return self._send(200, {"standardEnvVars": [], "harnesses": {}})
+            # repo_info: create_repo(exist_ok=True) asks it after a 401/403 to learn whether the repo exists
+            if m := re.match(r"^/api/(model|dataset|space)s/([^/]+/[^/]+)$", self.path.split("?")[0]):
+                repo = hub.repos.get((m.group(1), m.group(2)))
+                if repo is None or (repo.private and not self._authorised()):
+                    if repo is None:
+                        self._send(404, {"error": "Repository not found"})
+                    return None
+                sha = repo.commits[-1]["oid"] if repo.commits else "0" * 40
+                siblings = [{"rfilename": name} for name in sorted(repo.files)]
+                return self._send(
+                    200, {"id": repo.repo_id, "sha": sha, "private": repo.private, "siblings": siblings}
+                )
+            self._unexpected()
+
+        def _create(self, payload: dict[str, Any]) -> None:
+            if not self._authorised():
+                return
+            repo_type = payload.get("type") or "model"
+            repo_id = f"{payload['organization']}/{payload['name']}"
+            if repo_type == "space" and not payload.get("sdk"):
+                return self._send(400, {"error": "sdk is required for Spaces"})
+            url = f"{hub.endpoint}/{TYPE_PREFIX[repo_type]}{repo_id}"
+            with hub._lock:
+                if (repo_type, repo_id) in hub.repos:
+                    # like the Hub: the 409 body carries the url, which the client returns for exist_ok
+                    return self._send(409, {"error": "You already created this model repo", "url": url})
+                hub.repos[(repo_type, repo_id)] = FakeRepo(
+                    repo_type, repo_id, payload.get("visibility") == "private", payload.get("sdk")
+                )
+            self._send(200, {"url": url, "name": repo_id})
+
+        def _validate_yaml(self, payload: dict[str, Any]) -> None:
+            content = payload["content"]
+            hub.yaml_validated.append(payload.get("repoType", "model"))
+            match = re.match(r"^---\n(.*?)\n---\n", content, flags=re.S)
+            try:
+                meta = yaml.safe_load(match.group(1)) if match else {}
+            except yaml.YAMLError as exc:
+                return self._send(400, {"errors": [{"message": f"invalid YAML: {exc}"}]})
+            if not isinstance(meta, dict):
+                return self._send(400, {"errors": [{"message": "YAML header is not a mapping"}]})
+            self._send(200, {"errors": [], "warnings": []})
+
+        def _preupload(self, payload: dict[str, Any]) -> None:
+            files = []
+            for f in payload["files"]:
+                sample = base64.b64decode(f["sample"])
+                lfs = f["size"] >= LFS_THRESHOLD or b"\x00" in sample or f["path"].endswith(LFS_SUFFIXES)
+                files.append(
+                    {"path": f["path"], "uploadMode": "lfs" if lfs else "regular", "shouldIgnore": False}
+                )
+            self._send(200, {"files": files, "commitOid": "0" * 40})
+
+        def _lfs_batch(self, payload: dict[str, Any]) -> None:
+            if not self._authorised():
+                return
+            objects = []
+            for obj in payload["objects"]:
+                entry: dict[str, Any] = {"oid": obj["oid"], "size": obj["size"]}
+                if obj["oid"] not in hub.lfs_store:
+                    entry["actions"] = {
+                        "upload": {"href": f"{hub.endpoint}/lfs-upload/{obj['oid']}"},
+                        "verify": {"href": f"{hub.endpoint}/lfs-verify"},
+                    }
+                objects.append(entry)
+            self._send(200, {"transfer": "basic", "objects": objects})
+
+        def _commit(self, repo: FakeRepo, body: bytes) -> None:
+            if "ndjson" not in self.headers.get("Content-Type", ""):
+                return self._send(400, {"error": "commit payload must be application/x-ndjson"})
+            header: dict[str, Any] = {}
+            added: dict[str, bytes] = {}
+            lfs_paths = set()
+            for line in body.splitlines():
+                if not line.strip():
+                    continue
+                item = json.loads(line)
+                key, value = item["key"], item["value"]
+                if key == "header":
+                    header = value
+                elif key == "file":
+                    added[value["path"]] = base64.b64decode(value["content"])
+                elif key == "lfsFile":
+                    data = hub.lfs_store.get(value["oid"])
+                    if data is None or len(data) != value["size"]:
+                        return self._send(
+                            400, {"error": f"LFS object for {value['path']} was never uploaded"}
+                        )
+                    added[value["path"]] = data
+                    lfs_paths.add(value["path"])
+                else:
+                    return self._send(400, {"error": f"fake Hub: unsupported commit operation {key!r}"})
+            if not header.get("summary"):
+                return self._send(400, {"error": "commit header without summary"})
+            with hub._lock:
+                repo.files.update(added)
+                repo.lfs_paths |= lfs_paths
+                oid = hashlib.sha1(json.dumps([header, sorted(added)]).encode()).hexdigest()
+                repo.commits.append({"oid": oid, "summary": header["summary"], "files": sorted(added)})
+            url = f"{hub.endpoint}/{TYPE_PREFIX[repo.repo_type]}{repo.repo_id}/commit/{oid}"
+            self._send(200, {"commitUrl": url, "commitOid": oid, "pullRequestUrl": None, "success": True})
+
+    return Handler
+
+
+# ===================================================================================== fixtures
+@pytest.fixture(scope="module")
+def baseline_dir(demo_dataset_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real baseline trained on the demo train split and saved with skops."""
+    import datasets
+
+    from hf_spamguard.baseline import BaselineClassifier, BaselineTrainingArguments
+
+    train = datasets.load_dataset(str(demo_dataset_dir), split="train")
+    fast = BaselineTrainingArguments(Cs=(1.0,), cv=2)  # the folder's content matters here, not its quality
+    clf = BaselineClassifier().fit(train["description"], train["label"], fast)
+    out = tmp_path_factory.mktemp("baseline")
+    clf.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def sources(tiny_model_dir: Path, demo_dataset_dir: Path, baseline_dir: Path) -> dict[str, Path | None]:
+    return {"model": tiny_model_dir, "dataset": demo_dataset_dir, "metric": None, "baseline": baseline_dir}
+
+
+@pytest.fixture(scope="module")
+def dry_run(sources: dict[str, Path | None], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """All four folders written by the CLI's ``--dry-run``."""
+    out = tmp_path_factory.mktemp("dry_run")
+    runner = CliRunner()
+    for kind, source in sources.items():
+        args = ["publish", f"--{kind}"] + ([str(source)] if source else [])
+        args += ["--repo-id", REPO_IDS[kind], "--dry-run", str(out)]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        assert f"Wrote {kind}" in result.output
+    return out
+
+
+def _fresh_env(tmp: Path) -> dict[str, str]:
+    # Only site-packages on the path, and python -S so that no .pth file runs: the editable install's
+    # .pth (which adds src/) is never processed, so hf_spamguard cannot be imported.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "HF_", "VIRTUAL_ENV"))}
+    env.update(
+        PYTHONPATH=sysconfig.get_paths()["purelib"],
+        HF_HOME=str(tmp / "hf_home"),
+        HF_HUB_OFFLINE="1",
+        HF_DATASETS_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        HF_HUB_DISABLE_TELEMETRY="1",
+        TOKENIZERS_PARALLELISM="false",
+    )
+    return env
+
+
+FRESH_LOADER = r"""
+import json, sys
+try:
+    import hf_spamguard  # noqa: F401
+except ImportError:
+    pass
+else:
+    sys.exit("hf_spamguard must not be importable in this process")
+out_dir = sys.argv[1]
+result = {"hf_spamguard_in_modules": any(m.startswith("hf_spamguard") for m in sys.modules)}
+
+import datasets
+dd = datasets.load_dataset(f"{out_dir}/dataset")
+result["dataset"] = {split: {"ids": list(dd[split]["product_id"]), "labels": list(dd[split]["label"]),
+                             "features": dd[split].features.to_dict()} for split in dd}
+
+import evaluate
+metric = evaluate.load(f"{out_dir}/listing_spam_policy")
+result["metric"] = metric.compute(predictions=[0.1, 0.35, 0.6, 0.95, 0.97, 0.2], references=[0, 0, 1, 1, 1, 0],
+                                  review=0.3, demote=0.9)
+
+import hashlib
+import skops.io as sio
+path = f"{out_dir}/baseline/model.skops"
+untrusted = sio.get_untrusted_types(file=path)
+trusted = json.loads(sys.argv[2])
+if not set(untrusted) <= set(trusted):
+    sys.exit(f"unexpected types in model.skops: {sorted(set(untrusted) - set(trusted))}")
+state = sio.load(path, trusted=untrusted)
+result["baseline"] = {"untrusted": untrusted, "keys": sorted(state),
+                      "coef_sha256": hashlib.sha256(state["coef"].tobytes()).hexdigest()}
+texts = ["Vintage Levi's 501 jeans, W32 L30, great condition.",
+         "Nike tee. tags: adidas gucci prada supreme bape stussy palace y2k vintage 90s streetwear"]
+
+from transformers import pipeline
+pipe = pipeline("listing-spam", model=f"{out_dir}/model", trust_remote_code=True)
+result["model"] = pipe([{"text": texts[0], "image": None}, texts[1]], reason=False)
+result["hf_spamguard_in_modules_after"] = any(m.startswith("hf_spamguard") for m in sys.modules)
+print("RESULT=" + json.dumps(result, default=str))
+"""
+
+
+@pytest.fixture(scope="module")
+def fresh_loads(dry_run: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Load every dry-run folder with the standard loaders in ONE fresh interpreter without hf_spamguard."""
+    tmp = tmp_path_factory.mktemp("fresh")
+    from hf_spamguard.baseline import TRUSTED_TYPES
+
+    proc = subprocess.run(
+        [sys.executable, "-S", "-c", FRESH_LOADER, str(dry_run), json.dumps(list(TRUSTED_TYPES))],
+        cwd=tmp,
+        env=_fresh_env(tmp),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT="))
+    return json.loads(line[len("RESULT=") :])
+
+
+# ===================================================================================== dry-run folders
+def test_fresh_process_cannot_import_the_package(fresh_loads: dict[str, Any]) -> None:
+    assert fresh_loads["hf_spamguard_in_modules"] is False
+    assert fresh_loads["hf_spamguard_in_modules_after"] is False
+
+
+def test_dataset_folder_loads_with_load_dataset(fresh_loads: dict[str, Any], demo_dataset_dir: Path) -> None:
+    import datasets
+
+    original = datasets.load_dataset(str(demo_dataset_dir))
+    loaded = fresh_loads["dataset"]
+    assert set(loaded) == set(original)
+    for split in original:
+        assert loaded[split]["ids"] == list(original[split]["product_id"])
+        assert loaded[split]["labels"] == list(original[split]["label"])
+        assert loaded[split]["features"] == original[split].features.to_dict()
+
+
+def test_metric_folder_loads_with_evaluate(fresh_loads: dict[str, Any]) -> None:
+    from hf_spamguard.policy import compute_policy_metric
+
+    expected = compute_policy_metric(
+        [0, 0, 1, 1, 1, 0], [0.1, 0.35, 0.6, 0.95, 0.97, 0.2], review=0.3, demote=0.9
+    )
+    got = fresh_loads["metric"]
+    for key in ("demote_precision", "review_load", "roc_auc", "macro_f1", "demote_count", "review_count"):
+        assert got[key] == pytest.approx(expected[key]), key
+    assert got["demote_count"] == 2 and got["review_count"] == 2
+
+
+def test_baseline_folder_loads_with_skops(fresh_loads: dict[str, Any], baseline_dir: Path) -> None:
+    import hashlib
+
+    from hf_spamguard.baseline import BaselineClassifier
+
+    got = fresh_loads["baseline"]
+    ours = BaselineClassifier.from_pretrained(baseline_dir)
+    assert got["coef_sha256"] == hashlib.sha256(ours.coef_.tobytes()).hexdigest()
+    assert {"coef", "featurizer"} <= set(got["keys"])
+
+
+def test_model_folder_runs_in_the_listing_spam_pipeline(fresh_loads: dict[str, Any]) -> None:
+    verdicts = fresh_loads["model"]
+    assert len(verdicts) == 2
+    for verdict in verdicts:
+        assert {"is_spam", "confidence", "reason"} <= set(verdict)
+        assert isinstance(verdict["is_spam"], bool) and 0.0 <= verdict["confidence"] <= 1.0
+
+
+def test_dry_run_folders_have_cards_and_no_training_state(dry_run: Path) -> None:
+    for kind, name in DRY_RUN_NAMES.items():
+        folder = dry_run / name
+        text = (folder / "README.md").read_text()
+        assert text.startswith("---\n"), kind
+        assert REPO_IDS[kind] in text, f"{kind} card does not point at its repo"
+        assert "your-org/" not in text, kind
+    model_files = list_files(dry_run / "model")
+    assert "config.json" in model_files and any(f.endswith(".safetensors") for f in model_files)
+    assert "custom_pipelines" in (dry_run / "model" / "config.json").read_text()
+    assert not any(f.endswith((".bin", ".pt", ".pkl")) for f in model_files)
+    assert {"app.py", "listing_spam_policy.py", "requirements.txt"} <= set(
+        list_files(dry_run / "listing_spam_policy")
+    )
+    assert "sdk: gradio" in (dry_run / "listing_spam_policy" / "README.md").read_text()
+
+
+def test_training_state_is_left_out(demo_dataset_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    src = tmp_path / "src"
+    shutil.copytree(demo_dataset_dir, src)
+    (src / "checkpoint-5").mkdir()
+    (src / "checkpoint-5" / "optimizer.pt").write_bytes(b"\x80\x04pickle")
+    (src / "training_args.bin").write_bytes(b"\x80\x04pickle")
+    result = publish("dataset", src, dry_run=tmp_path / "out")
+    assert sorted(result.skipped) == ["checkpoint-5", "training_args.bin"]
+    assert not any(f.startswith("checkpoint-") or f.endswith(".bin") for f in result.files)
+
+
+def test_metric_named_after_its_space_still_loads(tmp_path: Path) -> None:
+    import evaluate
+
+    result = publish("metric", None, repo_id="org/spam_policy", dry_run=tmp_path)
+    assert result.folder == tmp_path / "spam_policy" and "spam_policy.py" in result.files
+    assert 'evaluate.load("spam_policy.py")' in (result.folder / "app.py").read_text()
+    metric = evaluate.load(str(result.folder))
+    out = metric.compute(predictions=[0.1, 0.95], references=[0, 1], review=0.5, demote=0.9)
+    assert out["demote_count"] == 1
+
+
+def test_publish_refuses_bad_sources(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="not a model folder"):
+        publish("model", tmp_path / "empty", dry_run=tmp_path / "out")
+    with pytest.raises(ValueError, match="no model.skops"):
+        publish("baseline", tmp_path / "empty", dry_run=tmp_path / "out")
+    with pytest.raises(ValueError, match="no Parquet files"):
+        publish("dataset", tmp_path / "empty", dry_run=tmp_path / "out")
+    with pytest.raises(FileNotFoundError):
+        publish("dataset", tmp_path / "missing", dry_run=tmp_path / "out")
+    with pytest.raises(ValueError, match="must not contain or be inside"):
+        publish("dataset", tmp_path / "empty", dry_run=tmp_path / "empty")
+    with pytest.raises(ValueError, match="must not contain or be inside"):
+        publish("dataset", tmp_path, dry_run=tmp_path / "out")
+    with pytest.raises(ValueError, match="--repo-id"):
+        publish("metric", None)
+    with pytest.raises(ValueError, match="Python identifier"):
+        publish("metric", None, repo_id="org/listing-spam-policy", dry_run=tmp_path / "out")
+    assert not (tmp_path / "out" / "model").exists()
+
+
+def test_cli_publish_errors_are_one_line() -> None:
+    runner = CliRunner()
+    result = runner.invoke(app, ["publish", "--metric", "--dataset", "x"])
+    assert result.exit_code == 1
+    assert (
+        result.output.strip()
+        == "Error: give exactly one of --model DIR, --dataset DIR, --metric, --baseline DIR"
+    )
+    result = runner.invoke(app, ["publish", "--metric"])
+    assert result.exit_code == 1 and result.output.startswith("Error: --repo-id ORG/NAME is required")
+    result = runner.invoke(app, ["publish", "--baseline", "/no/such/folder", "--dry-run", "/tmp/x"])
+    assert result.exit_code == 1 and result.output.startswith("Error: ") and "no model.skops" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+# ===================================================================================== upload (fake Hub)
+@pytest.fixture()
+def fake_hub(monkeypatch: pytest.MonkeyPatch):
+    """The fake Hub, with the in-process client pointed at it (constants are read at import time)."""
+    import huggingface_hub.constants as constants
+
+    with FakeHub() as hub:
+        monkeypatch.setattr(constants, "ENDPOINT", hub.endpoint)
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+        monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
+        yield hub
+
+
+def test_upload_sends_exactly_the_dry_run_files(
+    fake_hub: FakeHub, sources: dict[str, Path | None], dry_run: Path
+) -> None:
+    for kind, source in sources.items():
+        result = publish(
+            kind, source, repo_id=REPO_IDS[kind], token=fake_hub.token, private=kind == "dataset"
+        )
+        repo = fake_hub.repo(REPO_TYPES[kind], REPO_IDS[kind])
+        local = dry_run / DRY_RUN_NAMES[kind]
+        expected = {name: (local / name).read_bytes() for name in list_files(local)}
+        assert set(repo.files) == set(expected), kind
+        for name, data in expected.items():
+            assert repo.files[name] == data, f"{kind}: {name} differs"
+        assert result.url and result.url.endswith(repo.commits[-1]["oid"])
+        assert repo.commits[-1]["summary"] == f"Upload {kind} with hf-spamguard"
+    assert fake_hub.repo("dataset", REPO_IDS["dataset"]).private is True
+    assert fake_hub.repo("model", REPO_IDS["model"]).private is False
+    assert fake_hub.repo("space", REPO_IDS["metric"]).sdk == "gradio"
+    # binary files went through LFS (batch + PUT + verify), text files inline
+    assert any(p.endswith(".parquet") for p in fake_hub.repo("dataset", REPO_IDS["dataset"]).lfs_paths)
+    assert "model.skops" in fake_hub.repo("model", REPO_IDS["baseline"]).lfs_paths
+    assert "README.md" not in fake_hub.repo("model", REPO_IDS["model"]).lfs_paths
+    assert len(fake_hub.yaml_validated) >= 4
+    assert fake_hub.unexpected == []
+
+
+def test_upload_twice_reuses_the_repo(fake_hub: FakeHub) -> None:
+    first = publish("metric", None, repo_id=REPO_IDS["metric"], token=fake_hub.token)
+    second = publish("metric", None, repo_id=REPO_IDS["metric"], token=fake_hub.token)
+    assert len(fake_hub.repo("space", REPO_IDS["metric"]).commits) == 2
+    assert first.files == second.files
+    assert fake_hub.unexpected == []
+
+
+def test_cli_upload_in_a_subprocess_with_hf_endpoint(tmp_path: Path) -> None:
+    with FakeHub() as hub:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+        env.update(
+            HF_ENDPOINT=hub.endpoint,
+            HF_HUB_DISABLE_XET="1",
+            HF_HUB_OFFLINE="0",
+            HF_HOME=str(tmp_path / "hf_home"),
+            HF_TOKEN=hub.token,
+        )
+        cmd = [sys.executable, "-m", "hf_spamguard", "publish", "--metric", "--repo-id", REPO_IDS["metric"]]
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert f"{hub.endpoint}/spaces/{REPO_IDS['metric']}/commit/" in proc.stdout
+        files = hub.repo("space", REPO_IDS["metric"]).files
+        assert {"README.md", "app.py", "listing_spam_policy.py", "spamguard_policy.py"} <= set(files)
+        assert b"sdk: gradio" in files["README.md"]
+
+        env["HF_TOKEN"] = "hf_wrong"
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 1
+        assert proc.stderr.strip().startswith("Error:") and "401" in proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert hub.unexpected == []
+
+
+def test_model_without_card_gets_one_from_its_training_summary(tmp_path: Path) -> None:
+    from hf_spamguard.cards import render_model_card
+    from hf_spamguard.hub import _model_card_facts
+
+    (tmp_path / "config.json").write_text('{"_name_or_path": "/somewhere/local"}')
+    summary = {
+        "base_model": "Qwen/Qwen3-VL-2B-Instruct",
+        "backend": "transformers",
+        "global_step": 120,
+        "project_args": {"dataset": "org/listings", "eval_split": "validation", "max_pixels": 200704},
+        "eval_metrics": {"macro_f1": 0.9321, "roc_auc": 0.98, "review_threshold": 0.3, "n": 45},
+    }
+    (tmp_path / "training_summary.json").write_text(json.dumps(summary))
+    (tmp_path / "training_args.json").write_text('{"learning_rate": 0.0002, "output_dir": "x"}')
+    facts = _model_card_facts(tmp_path, is_adapter=False)
+    assert facts["base_model"] == "Qwen/Qwen3-VL-2B-Instruct" and facts["eval_split"] == "validation"
+    assert facts["training_config"] == {"backend": "transformers", "global_step": 120, "max_pixels": 200704,
+                                        "learning_rate": 0.0002}  # fmt: skip
+    text = render_model_card(tmp_path, **facts).read_text()
+    assert "| macro_f1 | 0.9321 |" in text and "**validation** split" in text and "(45 listings)" in text
+    assert "review_threshold" not in text  # thresholds are policy, not measurements
