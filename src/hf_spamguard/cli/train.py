@@ -1,0 +1,36 @@
+"""``spamguard train``: fine-tune Qwen3-VL (the same function as ``scripts/train.py``)."""
+
+from __future__ import annotations
+
+import typer
+
+from hf_spamguard.cli._common import user_errors
+
+HELP = (
+    "Fine-tune Qwen3-VL on a listing dataset with TRL SFT (LoRA / 4-bit QLoRA; --backend unsloth on CUDA). "
+    "Options are those of scripts/train.py: --config FILE.yaml plus any override, e.g. "
+    "`spamguard train --config scripts/configs/tiny-cpu.yaml --dataset data/listings --max_steps 20`. "
+    "Run `spamguard train --help-all` for every option. For several GPUs use "
+    "`accelerate launch scripts/train.py ...`."
+)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command(
+        "train",
+        help=HELP,
+        context_settings={
+            "allow_extra_args": True,
+            "ignore_unknown_options": True,
+            "help_option_names": ["-h"],
+        },
+    )
+    @user_errors
+    def train_command(ctx: typer.Context) -> None:
+        from hf_spamguard.training.run import main, make_parser
+
+        args = list(ctx.args)
+        if not args or "--help-all" in args or "--help" in args:
+            make_parser().print_help()
+            return
+        main(args)
