@@ -608,8 +608,7 @@ def test_cli_upload_in_a_subprocess_with_hf_endpoint(tmp_path: Path) -> None:
 
 
 def test_model_without_card_gets_one_from_its_training_summary(tmp_path: Path) -> None:
-    from hf_spamguard.cards import render_model_card
-    from hf_spamguard.hub import _model_card_facts
+    from hf_spamguard.cards import model_card_facts, render_model_card
 
     (tmp_path / "config.json").write_text('{"_name_or_path": "/somewhere/local"}')
     summary = {
@@ -621,10 +620,101 @@ def test_model_without_card_gets_one_from_its_training_summary(tmp_path: Path) -
     }
     (tmp_path / "training_summary.json").write_text(json.dumps(summary))
     (tmp_path / "training_args.json").write_text('{"learning_rate": 0.0002, "output_dir": "x"}')
-    facts = _model_card_facts(tmp_path, is_adapter=False)
+    facts = model_card_facts(tmp_path)
+    assert facts["adapter"] is False  # no adapter_config.json
     assert facts["base_model"] == "Qwen/Qwen3-VL-2B-Instruct" and facts["eval_split"] == "validation"
     assert facts["training_config"] == {"backend": "transformers", "global_step": 120, "max_pixels": 200704,
                                         "learning_rate": 0.0002}  # fmt: skip
     text = render_model_card(tmp_path, **facts).read_text()
     assert "| macro_f1 | 0.9321 |" in text and "**validation** split" in text and "(45 listings)" in text
     assert "review_threshold" not in text  # thresholds are policy, not measurements
+
+
+# ===================================================================================== adapter-only model folders
+@pytest.fixture(scope="module")
+def adapter_run(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What ``spamguard train --merge false`` leaves: a peft LoRA adapter (non-zero, so it changes the
+    scores) + calibration, policy, prompt config, training summary/args, the training-written card and a
+    pickled training_args.bin that must not be published."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForImageTextToText
+
+    from hf_spamguard.cards import model_card_facts, render_model_card
+    from hf_spamguard.pipeline import save_calibration
+    from hf_spamguard.policy import Thresholds
+    from hf_spamguard.prompts import PromptConfig
+
+    out = tmp_path_factory.mktemp("adapter_run") / "final"
+    base = AutoModelForImageTextToText.from_pretrained(tiny_model_dir)
+    torch.manual_seed(1)
+    lora = LoraConfig(
+        r=4, lora_alpha=16, target_modules=r".*language_model.*\.(q_proj|v_proj)", init_lora_weights=False
+    )
+    get_peft_model(base, lora).save_pretrained(out)
+    save_calibration(out, 2.0)
+    Thresholds(review=0.3, demote=0.8).save(out)
+    PromptConfig(max_pixels=4096).save(out)
+    summary = {
+        "base_model": str(tiny_model_dir),
+        "backend": "transformers",
+        "global_step": 3,
+        "project_args": {"dataset": "demo", "eval_split": "validation", "merge": False},
+        "eval_metrics": {"macro_f1": 0.8123, "pr_auc": 0.9345, "n": 12},
+    }
+    (out / "training_summary.json").write_text(json.dumps(summary))
+    (out / "training_args.json").write_text('{"learning_rate": 0.0002}')
+    (out / "training_args.bin").write_bytes(b"\x80\x04pickle")
+    render_model_card(out, **model_card_facts(out))  # as training writes it: an adapter card
+    assert "library_name: peft" in (out / "README.md").read_text()
+    assert not (out / "config.json").exists()
+    return out
+
+
+def test_adapter_only_folder_is_merged_for_the_hub(adapter_run: Path, tmp_path: Path) -> None:
+    from huggingface_hub import ModelCard
+    from transformers import pipeline
+
+    import hf_spamguard  # noqa: F401  registers the task
+    from hf_spamguard.pipeline import load_pipeline
+
+    result = CliRunner().invoke(
+        app,
+        ["publish", "--model", str(adapter_run), "--repo-id", "org/vl-merged", "--dry-run", str(tmp_path)],
+    )
+    assert result.exit_code == 0, result.output
+    assert "Note: merged the LoRA adapter into its base model" in result.output
+    assert "training_args.bin" in result.output  # reported as left out
+    folder = tmp_path / "model"
+    files = set(list_files(folder))
+    assert {"config.json", "model.safetensors", "calibration.json", "policy.json", "prompt_config.json",
+            "training_summary.json", "spamguard_pipeline.py", "adapter/adapter_config.json",
+            "adapter/adapter_model.safetensors", "README.md"} <= files  # fmt: skip
+    # No adapter_config.json next to config.json (transformers would look for base weights in the repo).
+    assert "adapter_config.json" not in files and "training_args.bin" not in files
+    assert "custom_pipelines" in json.loads((folder / "config.json").read_text())
+    card = ModelCard.load(folder / "README.md")
+    assert card.data.library_name == "transformers" and "lora" not in card.data.tags
+    assert "| macro_f1 | 0.8123 |" in card.text and "org/vl-merged" in card.text
+    assert "merged into the base model" in card.text
+
+    texts = [{"text": "Nike tee. tags: adidas puma gucci", "image": None}, "plain summer dress, worn once"]
+    expected = load_pipeline(adapter_run, device="cpu")(texts, reason=False)  # adapter merged in memory
+    pipe = pipeline("listing-spam", model=str(folder), trust_remote_code=True, device="cpu")
+    got = pipe(texts, reason=False)
+    assert [v["confidence"] for v in got] == pytest.approx([v["confidence"] for v in expected], abs=1e-5)
+    assert [v["decision"] for v in got] == [v["decision"] for v in expected]  # policy.json came along
+    assert pipe.default_temperature == 2.0
+
+
+def test_adapter_with_a_missing_base_is_a_clear_error(adapter_run: Path, tmp_path: Path) -> None:
+    import shutil
+
+    src = tmp_path / "adapter"
+    shutil.copytree(adapter_run, src)
+    cfg = json.loads((src / "adapter_config.json").read_text())
+    cfg["base_model_name_or_path"] = str(tmp_path / "no-such-base")
+    (src / "adapter_config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="base_model_name_or_path.*no-such-base"):
+        publish("model", src, dry_run=tmp_path / "out")
+    assert not (tmp_path / "out" / "model").exists()

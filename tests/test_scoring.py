@@ -79,6 +79,26 @@ def test_prefix_scoring_equals_plain_forward_and_batching_is_exact(tiny) -> None
         assert float(batched[i]) == pytest.approx(reference, abs=1e-5)
 
 
+def test_encode_listings_is_the_plain_left_padded_processor_batch(tiny) -> None:
+    """The pipeline and the training evaluation both encode through encode_listings: it must equal the
+    processor run on the rendered prompts (left padded, same photo pixels), and honour the PromptConfig."""
+    from hf_spamguard.prompts import PromptConfig
+
+    _, processor = tiny
+    texts, images = zip(*ITEMS, strict=True)
+    got = scoring.encode_listings(processor, texts, images)
+    ref = _encode(processor, ITEMS)
+    assert set(got) == set(ref)
+    for key in ref:
+        torch.testing.assert_close(got[key], ref[key], atol=0, rtol=0, msg=key)
+    mask = got["attention_mask"]
+    assert bool(mask[:, -1].all()) and not bool(mask[:, 0].all())  # left padding
+    small = scoring.encode_listings(processor, texts, images, PromptConfig(max_pixels=32 * 32))
+    assert small["pixel_values"].shape[0] < got["pixel_values"].shape[0]  # the photo budget applies
+    with pytest.raises(ValueError):
+        scoring.encode_listings(processor, texts, images[:1])
+
+
 def test_continuing_the_cache_equals_a_fresh_pass(tiny) -> None:
     """Per-label teacher scoring walks one cache: the result must equal encoding everything at once."""
     model, processor = tiny

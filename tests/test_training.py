@@ -243,6 +243,29 @@ def test_loss_goes_down_on_a_repeated_batch_with_weights(
     assert losses[-1] < 0.9 * losses[0], losses
 
 
+def test_scoring_pass_gives_the_pipeline_logit_diffs(tiny_model_dir: Path) -> None:
+    """Training evaluates (and calibrates) with exactly the scores the served pipeline computes."""
+    from PIL import Image
+
+    from hf_spamguard.pipeline import load_pipeline
+    from hf_spamguard.prompts import PromptConfig
+    from hf_spamguard.training.trainer import EvalRows, label_logit_diffs
+
+    config = PromptConfig(max_pixels=4096)
+    pipe = load_pipeline(tiny_model_dir, device="cpu", prompt_config=config)
+    texts = ["Nike tee. tags: adidas puma gucci prada", "plain summer dress, worn once", "x"]
+    images = [Image.new("RGB", (96, 64), "red"), None, Image.new("RGB", (40, 90), "blue")]
+    rows = EvalRows(texts, images, [1, 0, 0])
+    diffs = label_logit_diffs(pipe.model, pipe.processor, rows, batch_size=2, prompt_config=config)
+    served = pipe(
+        [{"text": t, "image": i} for t, i in zip(texts, images, strict=True)],
+        batch_size=3,
+        reason=False,
+        return_logit_diff=True,
+    )
+    assert diffs.tolist() == pytest.approx([v["logit_diff"] for v in served], abs=1e-5)
+
+
 @pytest.fixture(scope="module")
 def lora_run(tiny_model_dir: Path, demo_dataset_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     out = tmp_path_factory.mktemp("lora_run")
@@ -287,6 +310,23 @@ def test_lora_run_writes_a_pipeline_ready_folder(lora_run) -> None:
     )
     policy = json.loads((final / "policy.json").read_text())
     assert 0 <= policy["review"] <= policy["demote"] <= 1
+
+    # The model card is written by training and carries the measured validation values.
+    from huggingface_hub import ModelCard
+
+    from hf_spamguard.cards import format_value
+
+    card = ModelCard.load(final / "README.md")
+    measured = summary["eval_metrics"]
+    assert measured == result.eval_metrics and {"macro_f1", "pr_auc"} <= set(measured)
+    for key in ("macro_f1", "pr_auc", "roc_auc"):
+        assert f"| {key} | {format_value(measured[key])} |" in card.text, key
+    index = {r.metric_type: r for r in card.data.eval_results}
+    assert index["macro_f1"].metric_value == pytest.approx(measured["macro_f1"], abs=1e-4)
+    assert index["pr_auc"].dataset_split == "validation"
+    assert card.data.library_name == "transformers" and "lora" not in card.data.tags  # merged weights
+    assert f"| `demote` | {format_value(float(policy['demote']))} |" in card.text  # the selected policy
+    assert card.data.model_name == out.name  # named after the run, not "final"
 
     from transformers import pipeline
 
@@ -370,6 +410,8 @@ def test_qlora_4bit_on_cpu_learns_and_the_adapter_folder_loads(
     assert not (final / "config.json").exists() and (final / "policy.json").is_file()
     base = json.loads((final / "adapter_config.json").read_text())["base_model_name_or_path"]
     assert Path(base).is_absolute() and Path(base) == tiny_model_dir.resolve()
+    card = (final / "README.md").read_text()
+    assert "library_name: peft" in card and "No evaluation results were recorded" in card
 
     from transformers import pipeline
 

@@ -296,6 +296,78 @@ def _result_size(results: Mapping[str, Any] | None) -> int | None:
     return int(n) if _is_number(n) else None
 
 
+# --------------------------------------------------------------------------------------------- folder facts
+# Training settings worth a row in a model card (keys of training_args.json).
+CARD_TRAINING_ARGS = (
+    "learning_rate", "max_steps", "num_train_epochs", "per_device_train_batch_size",
+    "gradient_accumulation_steps", "lr_scheduler_type", "optim", "bf16", "gradient_checkpointing", "seed",
+)  # fmt: skip
+
+#: What training writes next to the weights (``hf_spamguard.training.run.SUMMARY_FILE``; the name is
+#: repeated here because cards sits above training and must not import it).
+TRAINING_SUMMARY_FILE = "training_summary.json"
+
+
+def _read_json_strict(path: Path) -> dict[str, Any]:
+    # Facts files are optional, but a corrupt one must be reported rather than silently give a bare card.
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: invalid JSON ({exc})") from exc
+    return data if isinstance(data, dict) else {}
+
+
+def find_eval_results(folder: str | Path) -> dict[str, Any] | None:
+    """Measured results saved in ``folder`` (``metrics.json`` of the report, ``eval_results.json``...)."""
+    folder = Path(folder)
+    for name in ("metrics.json", "eval_results.json", "policy_metrics.json"):
+        data = _read_json_strict(folder / name)
+        if data:
+            return data.get("metrics", data) if isinstance(data.get("metrics"), dict) else data
+    return None
+
+
+def model_card_facts(folder: str | Path, *, adapter: bool | None = None) -> dict[str, Any]:
+    """Keyword arguments of :func:`render_model_card` for a model folder, from what training wrote next
+    to the weights (``training_summary.json``: base model, validation metrics, settings;
+    ``training_args.json``), else from ``adapter_config.json`` / ``config.json`` and a saved metrics file.
+
+    Training renders its card with these facts and ``hub`` re-renders from them, so the two agree.
+    ``adapter`` defaults to whether the folder holds a peft adapter (``adapter_config.json``).
+    """
+    folder = Path(folder)
+    summary = _read_json_strict(folder / TRAINING_SUMMARY_FILE)
+    adapter_cfg = _read_json_strict(folder / "adapter_config.json")
+    config = _read_json_strict(folder / "config.json")
+    base = (
+        summary.get("base_model")
+        or adapter_cfg.get("base_model_name_or_path")
+        or config.get("_name_or_path")
+        or "not recorded"
+    )
+    project = summary.get("project_args") or {}
+    training_args = _read_json_strict(folder / "training_args.json")
+    training_config = {k: summary[k] for k in ("backend", "quantized", "device", "train_rows", "global_step",
+                                                "train_loss") if k in summary}  # fmt: skip
+    training_config.update(
+        {k: project[k] for k in ("split_vote", "max_pixels", "reason_source") if k in project}
+    )
+    training_config.update({k: training_args[k] for k in CARD_TRAINING_ARGS if k in training_args})
+    eval_results = summary.get("eval_metrics") or find_eval_results(folder)
+    return {
+        "base_model": str(base),
+        "adapter": bool(adapter_cfg) if adapter is None else adapter,
+        "training_config": training_config or None,
+        "dataset": project.get("dataset") or None,
+        "eval_results": eval_results,
+        "eval_split": str(project.get("eval_split") or "validation")
+        if summary.get("eval_metrics")
+        else "test",
+    }
+
+
 # --------------------------------------------------------------------------------------------- model card
 def render_model_card(
     folder: str | Path,

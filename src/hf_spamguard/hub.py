@@ -23,6 +23,8 @@ from hf_spamguard.cards import (
     CARD_FILE,
     REPO_PLACEHOLDER,
     atomic_write_text,
+    find_eval_results,
+    model_card_facts,
     render_baseline_card,
     render_dataset_card,
     render_metric_card,
@@ -71,6 +73,9 @@ class PublishResult:
     repo_id: str | None = field(default=None, metadata={"help": "Target repo (None for a dry run)."})
     url: str | None = field(default=None, metadata={"help": "Commit URL returned by the Hub."})
     skipped: list[str] = field(default_factory=list, metadata={"help": "Files left out (training state...)."})
+    notes: list[str] = field(
+        default_factory=list, metadata={"help": "What was done besides copying (e.g. an adapter merged)."}
+    )
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -138,53 +143,53 @@ def _read_json(path: Path) -> dict[str, Any]:
         raise ValueError(f"{path}: invalid JSON ({exc})") from exc
 
 
-def _find_eval_results(folder: Path) -> dict[str, Any] | None:
-    for name in ("metrics.json", "eval_results.json", "policy_metrics.json"):
-        data = _read_json(folder / name)
-        if data:
-            return data.get("metrics", data) if isinstance(data.get("metrics"), dict) else data
-    return None
-
-
 # --------------------------------------------------------------------------------------------- model
-# Training settings worth a row in a card rendered from a finished folder (training_args.json).
-_CARD_TRAINING_ARGS = (
-    "learning_rate", "max_steps", "num_train_epochs", "per_device_train_batch_size",
-    "gradient_accumulation_steps", "lr_scheduler_type", "optim", "bf16", "gradient_checkpointing", "seed",
-)  # fmt: skip
+def _card_library(card: Path) -> str | None:
+    from huggingface_hub import ModelCard
+
+    try:
+        return ModelCard.load(card, ignore_metadata_errors=True).data.library_name
+    except Exception:  # noqa: BLE001 - an unreadable card is treated as a custom one and kept
+        return None
 
 
-def _model_card_facts(folder: Path, is_adapter: bool) -> dict[str, Any]:
-    """Card facts of a model folder that has no card: what training wrote next to the weights
-    (``training_summary.json``: base model, validation metrics, settings; ``training_args.json``)."""
-    summary = _read_json(folder / "training_summary.json")
-    adapter_cfg = _read_json(folder / "adapter_config.json")
-    config = _read_json(folder / "config.json")
-    base = (
-        summary.get("base_model")
-        or adapter_cfg.get("base_model_name_or_path")
-        or config.get("_name_or_path")
-        or "not recorded"
-    )
-    project = summary.get("project_args") or {}
-    training_args = _read_json(folder / "training_args.json")
-    training_config = {k: summary[k] for k in ("backend", "quantized", "device", "train_rows", "global_step",
-                                                "train_loss") if k in summary}  # fmt: skip
-    training_config.update(
-        {k: project[k] for k in ("split_vote", "max_pixels", "reason_source") if k in project}
-    )
-    training_config.update({k: training_args[k] for k in _CARD_TRAINING_ARGS if k in training_args})
-    eval_results = summary.get("eval_metrics") or _find_eval_results(folder)
-    return {
-        "base_model": str(base),
-        "adapter": is_adapter,
-        "training_config": training_config or None,
-        "dataset": project.get("dataset") or None,
-        "eval_results": eval_results,
-        "eval_split": str(project.get("eval_split") or "validation")
-        if summary.get("eval_metrics")
-        else "test",
-    }
+def _merge_adapter_into(model_dir: Path, tmp: Path, skipped: list[str]) -> str:
+    """Merge the peft adapter of ``model_dir`` into its base model, written to ``tmp``; returns the base.
+
+    An adapter-only folder cannot carry the pipeline code (with a ``config.json`` next to
+    ``adapter_config.json`` transformers looks for the base weights inside the folder), so the Hub folder
+    gets merged weights. The adapter files themselves are kept under ``adapter/``, the layout training
+    writes for merged runs.
+    """
+    from hf_spamguard.modeling import merge_adapter
+
+    cfg = _read_json(model_dir / "adapter_config.json")
+    base = str(cfg.get("base_model_name_or_path") or "")
+    try:
+        # Weights + processor + calibration.json / policy.json / prompt_config.json.
+        merge_adapter(model_dir, tmp)
+    except OSError as exc:  # base model missing locally and not downloadable (offline, typo...)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(
+            f"{model_dir / 'adapter_config.json'}, field 'base_model_name_or_path': cannot load the base "
+            f"model {base!r} to merge the adapter into ({first})"
+        ) from exc
+    for item in sorted(model_dir.iterdir()):
+        if _excluded(item.name):
+            skipped.append(item.name)
+            continue
+        if item.name.startswith("adapter_"):
+            dest = tmp / "adapter" / item.name
+        elif (tmp / item.name).exists():
+            continue  # merge_adapter wrote its own (processor files, calibration, policy)
+        else:
+            dest = tmp / item.name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if item.is_dir():
+            _copy_tree(item, dest, skipped)
+        else:
+            shutil.copy2(item, dest)
+    return base
 
 
 def assemble_model_folder(
@@ -193,10 +198,16 @@ def assemble_model_folder(
     *,
     repo_id: str | None = None,
     skipped: list[str] | None = None,
+    notes: list[str] | None = None,
 ) -> Path:
-    """Hub folder for a fine-tuned ``listing-spam`` model: weights (safetensors; adapter or merged),
-    processor, ``calibration.json``/``policy.json``, the pipeline code with the ``custom_pipelines``
-    entry in ``config.json``, and the model card (rendered now if the folder has none)."""
+    """Hub folder for a fine-tuned ``listing-spam`` model: merged safetensors weights, processor,
+    ``calibration.json``/``policy.json``, the pipeline code with the ``custom_pipelines`` entry in
+    ``config.json``, and the model card (rendered now if the folder has none).
+
+    An adapter-only folder (``--merge false`` training) is merged into its base model first (the adapter
+    is kept in ``adapter/``), so that the published repo loads with ``pipeline("listing-spam",
+    model=repo, trust_remote_code=True)``; its card is then re-rendered for merged weights. What was
+    done is appended to ``notes``."""
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise FileNotFoundError(f"{model_dir}: model folder not found")
@@ -206,20 +217,35 @@ def assemble_model_folder(
     if not any(model_dir.glob("*.safetensors")):
         raise ValueError(f"{model_dir}: no *.safetensors weights (pickled weights are not published)")
     skipped = [] if skipped is None else skipped  # collects the files left out, for the caller
+    notes = [] if notes is None else notes
 
     _check_not_nested(model_dir, out_dir)
 
     def build(tmp: Path) -> None:
         from hf_spamguard.pipeline import save_pipeline_files
 
-        _copy_tree(model_dir, tmp, skipped)
+        extra_notes = None
+        if is_adapter:
+            base = _merge_adapter_into(model_dir, tmp, skipped)
+            notes.append(
+                f"merged the LoRA adapter into its base model {base} (the adapter is kept in adapter/)"
+            )
+            extra_notes = (
+                f"The LoRA adapter was merged into the base model (`{Path(base).name}`) when this repo was "
+                "published; the adapter files are kept in `adapter/`."
+            )
+        else:
+            _copy_tree(model_dir, tmp, skipped)
         save_pipeline_files(tmp)
-        if not (tmp / CARD_FILE).is_file():
+        card = tmp / CARD_FILE
+        # A card written for the adapter (library peft) no longer describes the merged weights.
+        if not card.is_file() or (is_adapter and _card_library(card) == "peft"):
             render_model_card(
                 tmp,
-                **_model_card_facts(tmp, is_adapter),
+                **model_card_facts(model_dir, adapter=False if is_adapter else None),
                 repo_id=repo_id,
                 model_name=repo_id.split("/")[-1] if repo_id else model_dir.resolve().name,
+                extra_notes=extra_notes,
             )
         _set_repo_ref(tmp, repo_id)
 
@@ -322,7 +348,7 @@ def assemble_baseline_folder(
             render_baseline_card(
                 tmp,
                 labels=labels if len(labels) > 1 else None,
-                eval_results=_find_eval_results(tmp),
+                eval_results=find_eval_results(tmp),
                 repo_id=repo_id,
                 model_name=repo_id.split("/")[-1] if repo_id else baseline_dir.resolve().name,
             )
@@ -339,6 +365,7 @@ def assemble(
     *,
     repo_id: str | None = None,
     skipped: list[str] | None = None,
+    notes: list[str] | None = None,
 ) -> Path:
     """Dispatch to the ``assemble_*`` function of ``kind`` (``source`` is unused for ``metric``)."""
     if kind not in KINDS:
@@ -347,11 +374,9 @@ def assemble(
         return assemble_metric_folder(out_dir, repo_id=repo_id)
     if source is None:
         raise ValueError(f"publishing a {kind} needs a source folder")
-    builder = {
-        "model": assemble_model_folder,
-        "dataset": assemble_dataset_folder,
-        "baseline": assemble_baseline_folder,
-    }[kind]
+    if kind == "model":
+        return assemble_model_folder(source, out_dir, repo_id=repo_id, skipped=skipped, notes=notes)
+    builder = {"dataset": assemble_dataset_folder, "baseline": assemble_baseline_folder}[kind]
     return builder(source, out_dir, repo_id=repo_id, skipped=skipped)
 
 
@@ -385,15 +410,21 @@ def publish(
     if dry_run is None and not repo_id:
         raise ValueError("--repo-id is required unless --dry-run is given")
     skipped: list[str] = []
+    notes: list[str] = []
     if dry_run is not None:
         folder = assemble(
-            kind, source, Path(dry_run) / dry_run_folder_name(kind, repo_id), repo_id=repo_id, skipped=skipped
+            kind,
+            source,
+            Path(dry_run) / dry_run_folder_name(kind, repo_id),
+            repo_id=repo_id,
+            skipped=skipped,
+            notes=notes,
         )
-        return PublishResult(kind, folder, list_files(folder), repo_id, None, skipped)
+        return PublishResult(kind, folder, list_files(folder), repo_id, None, skipped, notes)
     assert repo_id is not None
     with tempfile.TemporaryDirectory(prefix="spamguard-publish-") as tmp:
         name = repo_id.split("/")[-1] if kind == "metric" else kind
-        folder = assemble(kind, source, Path(tmp) / name, repo_id=repo_id, skipped=skipped)
+        folder = assemble(kind, source, Path(tmp) / name, repo_id=repo_id, skipped=skipped, notes=notes)
         files = list_files(folder)
         url = upload_folder_to_hub(
             folder,
@@ -404,4 +435,4 @@ def publish(
             commit_message=commit_message or f"Upload {kind} with hf-spamguard",
             space_sdk="gradio" if kind == "metric" else None,
         )
-        return PublishResult(kind, folder, files, repo_id, url, skipped)
+        return PublishResult(kind, folder, files, repo_id, url, skipped, notes)

@@ -130,8 +130,8 @@ def _build_pipeline_class() -> type:
 
     from hf_spamguard.modeling import SpamGuardQwen3VLProcessor, load_processor
     from hf_spamguard.policy import Thresholds, as_thresholds, decide
-    from hf_spamguard.prompts import PromptConfig, build_messages, message_images
-    from hf_spamguard.scoring import label_tokens, score_batch
+    from hf_spamguard.prompts import PromptConfig
+    from hf_spamguard.scoring import encode_prompt_batch, label_tokens, listing_prompt, score_batch
     from hf_spamguard.verdict import make_verdict
 
     class ListingSpamPipeline(Pipeline):
@@ -246,11 +246,10 @@ def _build_pipeline_class() -> type:
 
         def preprocess(self, inputs: Any) -> dict[str, Any]:
             text, image = _normalise_input(inputs)
-            messages = build_messages(text, image, config=self.prompt_config, tokenizer=self.tokenizer)
-            prompt = self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            prompt, images = listing_prompt(self.processor, text, image, prompt_config=self.prompt_config)
             # Plain Python values: the default collate turns them into lists, _forward runs the processor
             # on the whole batch (left padding, images of varying sizes).
-            return {"prompt": prompt, "images": message_images(messages)}
+            return {"prompt": prompt, "images": images}
 
         def _forward(
             self,
@@ -262,14 +261,7 @@ def _build_pipeline_class() -> type:
             prompts, images = model_inputs["prompt"], model_inputs["images"]
             if isinstance(prompts, str):  # batch_size=1: not collated
                 prompts, images = [prompts], [images]
-            flat_images = [img for row in images for img in row]
-            batch = self.processor(
-                text=list(prompts),
-                images=flat_images or None,
-                return_tensors="pt",
-                padding=True,
-                padding_side="left",
-            )
+            batch = encode_prompt_batch(self.processor, prompts, images)
             out = score_batch(
                 self.model,
                 self.tokenizer,

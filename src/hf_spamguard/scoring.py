@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from transformers import LogitsProcessor
 
-from hf_spamguard.prompts import ANSWER_PREFIX, REASON_PREFIX
+from hf_spamguard.prompts import ANSWER_PREFIX, REASON_PREFIX, build_messages, message_images
 from hf_spamguard.verdict import make_verdict
 
 __all__ = [
@@ -39,11 +39,14 @@ __all__ = [
     "LabelTokens",
     "ReasonLogitsProcessor",
     "apply_temperature",
+    "encode_listings",
+    "encode_prompt_batch",
     "extend",
     "fit_temperature",
     "forced_prefix_logit_diff",
     "generate_reasons",
     "label_tokens",
+    "listing_prompt",
     "prefill",
     "score_batch",
     "true_false_logit_diff",
@@ -95,6 +98,55 @@ def label_tokens(
         false_id=int(enc_f[k]),
         continuation_ids={True: tuple(enc_t[k + 1 :]), False: tuple(enc_f[k + 1 :])},
     )
+
+
+# --------------------------------------------------------------------------------------------------
+# Encoding listings into a model batch
+# --------------------------------------------------------------------------------------------------
+# The one place that turns listings into the tensors the scoring pass reads: the ``listing-spam``
+# pipeline (preprocess → listing_prompt, _forward → encode_prompt_batch) and the training evaluation
+# (encode_listings) both go through here, so the scores logged while training are the scores served.
+def listing_prompt(
+    processor: Any, description: Any, image: Any = None, *, prompt_config: Any = None
+) -> tuple[str, list[Any]]:
+    """The rendered inference prompt (chat template + generation prompt) and the prepared photos of one
+    listing, built by :func:`hf_spamguard.prompts.build_messages` with the processor's tokenizer (so the
+    description's token budget applies exactly as in training)."""
+    tokenizer = getattr(processor, "tokenizer", processor)
+    messages = build_messages(description, image, config=prompt_config, tokenizer=tokenizer)
+    prompt = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return prompt, message_images(messages)
+
+
+def encode_prompt_batch(processor: Any, prompts: Sequence[str], images: Sequence[Sequence[Any]]) -> Any:
+    """A left-padded ``BatchFeature`` of rendered prompts (``images[i]``: the photos of ``prompts[i]``).
+
+    Left padding puts every row's last prompt token in the last column, where the forced answer prefix
+    is appended (:func:`forced_prefix_logit_diff`). ``add_special_tokens=False``: the chat template
+    already holds every special token (a tokenizer that adds a BOS would otherwise add a second one).
+    """
+    flat_images = [img for row in images for img in row]
+    return processor(
+        text=list(prompts),
+        images=flat_images or None,
+        padding=True,
+        padding_side="left",
+        return_tensors="pt",
+        add_special_tokens=False,
+    )
+
+
+def encode_listings(
+    processor: Any, descriptions: Sequence[Any], images: Sequence[Any], prompt_config: Any = None
+) -> Any:
+    """A left-padded ``BatchFeature`` for listings (``images[i]``: PIL | path | URL | bytes | None),
+    ready for :func:`score_batch`. Equals :func:`listing_prompt` per row then :func:`encode_prompt_batch`."""
+    prompts, row_images = [], []
+    for description, image in zip(descriptions, images, strict=True):
+        prompt, imgs = listing_prompt(processor, description, image, prompt_config=prompt_config)
+        prompts.append(prompt)
+        row_images.append(imgs)
+    return encode_prompt_batch(processor, prompts, row_images)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -50,6 +50,8 @@ def register(app: typer.Typer) -> None:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             hint = " (unset HF_HUB_OFFLINE to upload)" if "offline" in first.lower() else ""
             raise UserError(f"upload of the {kind} to {repo_id} failed: {first}{hint}") from exc
+        for note in result.notes:
+            typer.echo(f"Note: {note}")
         if result.url:
             typer.echo(f"Uploaded {kind} ({len(result.files)} files) to {result.url}")
         else:

@@ -248,6 +248,7 @@ def write_model_folder(
     eval_metrics: dict[str, Any],
     summary: dict[str, Any],
     cuda: bool,
+    repo_id: str | None = None,
 ) -> Path:
     """Write the finished model folder (files by the main process; ``save_model`` runs on every rank
     because it gathers sharded weights under ZeRO-3 / FSDP).
@@ -257,6 +258,10 @@ def write_model_folder(
     pipeline code. Without ``merge`` the adapter is the folder itself: it loads with ``import hf_spamguard``
     then ``pipeline("listing-spam", model=folder, model_dir=folder)`` (or ``pipeline.load_pipeline``), but
     cannot carry remote code (transformers would look for base weights next to a ``config.json``).
+
+    The model card (``README.md``) is rendered last, from the files written here: the measured
+    validation metrics, the calibration temperature and the selected thresholds. ``repo_id`` points its
+    usage snippets at the repo the folder will be pushed to.
     """
     from hf_spamguard.pipeline import save_calibration, save_pipeline_files
 
@@ -290,7 +295,25 @@ def write_model_folder(
     if not (final_dir / "adapter_config.json").is_file():
         save_pipeline_files(final_dir)
     _atomic_write_json(final_dir / SUMMARY_FILE, _jsonable({**summary, "eval_metrics": eval_metrics}))
+    write_model_card(final_dir, sft_args=sft_args, repo_id=repo_id)
     return final_dir
+
+
+def write_model_card(final_dir: Path, *, sft_args: Any = None, repo_id: str | None = None) -> Path:
+    """Render ``final_dir/README.md`` from what training wrote there (``training_summary.json``:
+    validation metrics, base model, settings; ``policy.json``; ``calibration.json``)."""
+    # cards is a floor above training in DESIGN's stack. This upward call is safe because cards only
+    # renders templates from plain dicts and files: it imports nothing from training (nor from anything
+    # that imports training), so there is no cycle; the lazy import keeps `import hf_spamguard.training`
+    # free of jinja2 / huggingface_hub card machinery. The facts come from the same function hub uses to
+    # re-render a card, so the card written here and a published one agree.
+    from hf_spamguard.cards import model_card_facts, render_model_card
+
+    facts = model_card_facts(final_dir)
+    name = (repo_id or "").split("/")[-1]
+    if not name and sft_args is not None and getattr(sft_args, "output_dir", None):
+        name = Path(sft_args.output_dir).resolve().name  # "final" says nothing about the model
+    return render_model_card(final_dir, **facts, repo_id=repo_id, model_name=name or None)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -429,6 +452,7 @@ def train(project: ProjectArgs, sft_args: Any, model_args: Any) -> TrainResult:
     labels = score_rows.labels if score_rows is not None else None
     temperature, selection, eval_metrics = _calibrate(trainer, project, labels, notes)
     final_dir = Path(project.final_dir or Path(sft_args.output_dir) / "final")
+    repo_id = (sft_args.hub_model_id or Path(sft_args.output_dir).name) if push_to_hub else None
     summary = {
         "base_model": model_args.model_name_or_path,
         "backend": tm.backend,
@@ -461,12 +485,13 @@ def train(project: ProjectArgs, sft_args: Any, model_args: Any) -> TrainResult:
         eval_metrics=eval_metrics,
         summary=summary,
         cuda=cuda,
+        repo_id=repo_id,
     )
     is_main = trainer.is_world_process_zero()
     if push_to_hub and is_main:
         from hf_spamguard.hub_io import upload_folder_to_hub
 
-        repo_id = sft_args.hub_model_id or Path(sft_args.output_dir).name
+        assert repo_id is not None
         upload_folder_to_hub(
             final_dir,
             repo_id,

@@ -86,28 +86,6 @@ class EvalRows:
         return cls(ds["description"], images, ds["label"])
 
 
-def encode_prompts(
-    processor: Any, descriptions: Sequence[str], images: Sequence[Any], prompt_config: Any = None
-) -> dict:
-    """A left-padded processor batch of inference prompts (built by ``prompts.build_messages``)."""
-    from hf_spamguard.prompts import build_messages, message_images
-
-    tokenizer = getattr(processor, "tokenizer", processor)
-    texts, flat_images = [], []
-    for description, image in zip(descriptions, images, strict=True):
-        messages = build_messages(description, image, config=prompt_config, tokenizer=tokenizer)
-        texts.append(processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
-        flat_images.extend(message_images(messages))
-    return processor(
-        text=texts,
-        images=flat_images or None,
-        padding=True,
-        padding_side="left",
-        return_tensors="pt",
-        add_special_tokens=False,
-    )
-
-
 def label_logit_diffs(
     model: Any,
     processor: Any,
@@ -120,11 +98,13 @@ def label_logit_diffs(
 ) -> np.ndarray:
     """``logit(true) - logit(false)`` after the forced answer prefix, for each row (the scoring pass).
 
-    The same computation as the ``listing-spam`` pipeline (``scoring.score_batch`` without reasons).
+    The same computation as the ``listing-spam`` pipeline: the batch is encoded by
+    ``scoring.encode_listings`` (which the pipeline uses too) and scored by ``scoring.score_batch``
+    without reasons.
     """
     from tqdm.auto import tqdm
 
-    from hf_spamguard.scoring import label_tokens, score_batch
+    from hf_spamguard.scoring import encode_listings, label_tokens, score_batch
 
     tokenizer = getattr(processor, "tokenizer", processor)
     tokens = label_tokens(tokenizer)
@@ -138,7 +118,7 @@ def label_logit_diffs(
                 starts, desc=desc, unit="batch", leave=False, disable=not progress or len(starts) < 4
             ):
                 end = start + batch_size
-                inputs = encode_prompts(
+                inputs = encode_listings(
                     processor, rows.descriptions[start:end], rows.images[start:end], prompt_config
                 )
                 out = score_batch(model, tokenizer, inputs, reason=False, tokens=tokens)
