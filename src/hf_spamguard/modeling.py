@@ -54,6 +54,14 @@ def register_processor() -> None:
     global _REGISTERED
     if _REGISTERED:
         return
+    # The remote-code copy of this module (written by ``save_pipeline_files``) defines a class of the same
+    # name; when both are imported in one process, keep the first so ``isinstance`` checks stay stable.
+    from transformers.models.auto.processing_auto import PROCESSOR_MAPPING
+
+    current = getattr(PROCESSOR_MAPPING, "_extra_content", {}).get(Qwen3VLConfig)
+    if current is not None and current.__name__ == SpamGuardQwen3VLProcessor.__name__:
+        _REGISTERED = True
+        return
     try:
         AutoProcessor.register(Qwen3VLConfig, SpamGuardQwen3VLProcessor, exist_ok=True)
     except TypeError:  # older transformers without ``exist_ok``
