@@ -113,3 +113,212 @@ def verdict_to_json(verdict: Mapping[str, Any]) -> str:
     """Serialise a verdict (validated first) as one line of JSON."""
     validate_verdict(verdict)
     return json.dumps(dict(verdict), ensure_ascii=False)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Taxonomy (issue #6): multi-label policies (review moderation) and their verdicts.
+#
+# A taxonomy is a YAML file naming labels with a definition and examples; presets ship in
+# ``hf_spamguard/taxonomies/``. A *label verdict* is ``{"labels": {name: probability}, "flags": [names
+# at or above their threshold, in taxonomy order], "reason": str}``; probabilities are computed by the
+# package (teacher logits or student classifier), never typed by a model.
+# ---------------------------------------------------------------------------------------------------
+
+from dataclasses import dataclass  # noqa: E402  (kept inside the section so the section stays self-contained)
+from pathlib import Path  # noqa: E402
+
+#: Keys of a multi-label verdict, in serialisation order.
+LABEL_VERDICT_KEYS: tuple[str, str, str] = ("labels", "flags", "reason")
+
+#: Taxonomy presets shipped with the package (``hf_spamguard/taxonomies/<name>.yaml``).
+TAXONOMY_PRESETS: tuple[str, ...] = ("reviews", "listings")
+
+_TAXONOMY_DIR = Path(__file__).resolve().parent / "taxonomies"
+# Label names become JSON keys, Parquet column suffixes and file names: keep them plain identifiers.
+_LABEL_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+class TaxonomyError(ValueError):
+    """A taxonomy file is malformed (the message names the file and the field)."""
+
+
+@dataclass(frozen=True)
+class TaxonomyLabel:
+    """One policy label: its name, what it means, and example texts that carry it."""
+
+    name: str
+    definition: str
+    examples: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Taxonomy:
+    """A set of independent (multi-label) policy labels, e.g. ``advertisement``, ``irrelevant``..."""
+
+    name: str
+    description: str
+    labels: tuple[TaxonomyLabel, ...]
+    item: str = "review"
+
+    @property
+    def label_names(self) -> tuple[str, ...]:
+        return tuple(label.name for label in self.labels)
+
+    def __getitem__(self, name: str) -> TaxonomyLabel:
+        for label in self.labels:
+            if label.name == name:
+                return label
+        raise KeyError(
+            f"taxonomy {self.name!r} has no label {name!r} (labels: {', '.join(self.label_names)})"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "item": self.item,
+            "labels": [
+                {"name": lab.name, "definition": lab.definition, "examples": list(lab.examples)}
+                for lab in self.labels
+            ],
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """Write the taxonomy as YAML (atomically), e.g. next to a model that predicts it."""
+        import os
+        import tempfile
+
+        import yaml
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            yaml.safe_dump(self.to_dict(), fh, sort_keys=False, allow_unicode=True, width=100)
+        os.replace(tmp, path)
+        return path
+
+
+def parse_taxonomy(obj: Any, source: str = "<taxonomy>") -> Taxonomy:
+    """Build a :class:`Taxonomy` from parsed YAML/JSON, raising :class:`TaxonomyError` naming the field."""
+    if not isinstance(obj, Mapping):
+        raise TaxonomyError(
+            f"{source}: expected a mapping with 'name' and 'labels', got {type(obj).__name__}"
+        )
+    name = obj.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise TaxonomyError(f"{source}, field 'name': expected a non-empty string, got {name!r}")
+    raw_labels = obj.get("labels")
+    if not isinstance(raw_labels, list) or not raw_labels:
+        raise TaxonomyError(f"{source}, field 'labels': expected a non-empty list, got {raw_labels!r}")
+    labels: list[TaxonomyLabel] = []
+    for i, raw in enumerate(raw_labels):
+        where = f"{source}, field 'labels[{i}]"
+        if not isinstance(raw, Mapping):
+            raise TaxonomyError(f"{where}': expected a mapping with 'name' and 'definition'")
+        lname = raw.get("name")
+        if not isinstance(lname, str) or not _LABEL_NAME.match(lname):
+            raise TaxonomyError(
+                f"{where}.name': expected a lowercase identifier like 'rant_without_visit', got {lname!r}"
+            )
+        if lname in {lab.name for lab in labels}:
+            raise TaxonomyError(f"{where}.name': duplicate label {lname!r}")
+        definition = raw.get("definition")
+        if not isinstance(definition, str) or not definition.strip():
+            raise TaxonomyError(f"{where}.definition': expected a non-empty string")
+        examples = raw.get("examples") or []
+        if not isinstance(examples, list) or not all(isinstance(e, str) for e in examples):
+            raise TaxonomyError(f"{where}.examples': expected a list of strings")
+        labels.append(TaxonomyLabel(lname, " ".join(definition.split()), tuple(examples)))
+    description = obj.get("description") or ""
+    item = obj.get("item") or "review"
+    if not isinstance(description, str) or not isinstance(item, str):
+        raise TaxonomyError(f"{source}: 'description' and 'item' must be strings")
+    return Taxonomy(
+        name=name.strip(), description=" ".join(description.split()), labels=tuple(labels), item=item
+    )
+
+
+def load_taxonomy(name_or_path: str | Path | Taxonomy) -> Taxonomy:
+    """Load a preset (``"reviews"``, ``"listings"``) or a taxonomy YAML file."""
+    if isinstance(name_or_path, Taxonomy):
+        return name_or_path
+    import yaml  # lazy: the ground floor must import fast
+
+    text = str(name_or_path)
+    path = _TAXONOMY_DIR / f"{text}.yaml" if text in TAXONOMY_PRESETS else Path(text)
+    if path.is_dir():
+        path = path / "taxonomy.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"taxonomy {text!r} not found: give a preset ({', '.join(TAXONOMY_PRESETS)}) or a YAML file"
+        )
+    try:
+        obj = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise TaxonomyError(f"{path}: invalid YAML: {exc}") from exc
+    return parse_taxonomy(obj, source=str(path))
+
+
+def make_label_verdict(
+    probabilities: Mapping[str, float],
+    thresholds: Mapping[str, float] | float = 0.5,
+    reason: str | None = "",
+) -> dict[str, Any]:
+    """Build a multi-label verdict; a label is flagged when its probability is >= its threshold."""
+    labels: dict[str, float] = {}
+    flags: list[str] = []
+    for name, p in probabilities.items():
+        p = float(p)
+        if math.isnan(p):
+            raise VerdictError(f"probability of {name!r} is NaN")
+        p = min(1.0, max(0.0, p))
+        labels[name] = p
+        thr = thresholds if isinstance(thresholds, int | float) else thresholds.get(name, 0.5)
+        if p >= float(thr):
+            flags.append(name)
+    return {"labels": labels, "flags": flags, "reason": clean_reason(reason)}
+
+
+def validate_label_verdict(
+    obj: Mapping[str, Any], label_names: tuple[str, ...] | list[str] | None = None
+) -> None:
+    """Raise :class:`VerdictError` unless ``obj`` is a multi-label verdict (for ``label_names`` if given)."""
+    if not isinstance(obj, Mapping) or set(obj) != set(LABEL_VERDICT_KEYS):
+        raise VerdictError(f"label verdict must have exactly the keys {list(LABEL_VERDICT_KEYS)}")
+    labels = obj["labels"]
+    if not isinstance(labels, Mapping):
+        raise VerdictError("labels must map label names to probabilities")
+    if label_names is not None and list(labels) != list(label_names):
+        raise VerdictError(f"labels must be {list(label_names)}, got {list(labels)}")
+    for name, p in labels.items():
+        if isinstance(p, bool) or not isinstance(p, int | float) or not 0.0 <= float(p) <= 1.0:
+            raise VerdictError(f"probability of {name!r} must be a number in [0, 1], got {p!r}")
+    flags = obj["flags"]
+    if not isinstance(flags, list) or any(f not in labels for f in flags) or len(set(flags)) != len(flags):
+        raise VerdictError("flags must be a list of distinct label names")
+    reason = obj["reason"]
+    if not isinstance(reason, str) or len(reason) > MAX_REASON_CHARS or "\n" in reason or "\r" in reason:
+        raise VerdictError("reason must be a single line of at most 200 characters")
+
+
+def label_verdict_json_schema(taxonomy: Taxonomy) -> dict[str, Any]:
+    """The JSON Schema of the multi-label verdict for ``taxonomy``."""
+    names = list(taxonomy.label_names)
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": f"{taxonomy.name.capitalize()}LabelVerdict",
+        "type": "object",
+        "properties": {
+            "labels": {
+                "type": "object",
+                "properties": {n: {"type": "number", "minimum": 0.0, "maximum": 1.0} for n in names},
+                "required": names,
+                "additionalProperties": False,
+            },
+            "flags": {"type": "array", "items": {"enum": names}, "uniqueItems": True},
+            "reason": {"type": "string", "maxLength": MAX_REASON_CHARS, "pattern": "^[^\\n\\r]*$"},
+        },
+        "required": list(LABEL_VERDICT_KEYS),
+        "additionalProperties": False,
+    }

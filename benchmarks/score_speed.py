@@ -1,0 +1,200 @@
+"""Batch scoring speed and memory: `spamguard score` streaming vs the seed's way, in one run.
+
+    nice python benchmarks/score_speed.py                       # 100k and 1M generated reviews
+    nice python benchmarks/score_speed.py --rows 20000 100000   # quicker
+
+The seed's way: load the whole file with pandas, ``TfidfVectorizer(max_features=10000,
+stop_words="english")`` + logistic regression (one per label), transform and predict everything in
+one go, write the result. `spamguard score`: the distilled student (:mod:`hf_spamguard.distill`),
+streamed in chunks on all cores, Parquet written incrementally. Both models are trained on the same
+20k teacher-labelled rows first, and loaded, before the clock starts. Each method runs in its own subprocess; peak memory is the
+largest proportional set size (PSS: shared pages split between processes) of that process and its
+workers, sampled every 0.1 s. Output: a Markdown table with rows/s, peak MB and ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+LABELS = ("advertisement", "irrelevant", "rant_without_visit", "spam")
+
+
+def _teacher_labels(n: int, path: Path) -> None:
+    import numpy as np
+
+    from hf_spamguard.data.reviews import generate_reviews
+
+    df = generate_reviews(n, seed=12345).drop(columns=["error"])
+    rng = np.random.default_rng(0)
+    for name in LABELS:
+        truth = df.pop(f"true_{name}").to_numpy()
+        df[f"p_{name}"] = np.clip(np.where(truth, 0.9, 0.08) + rng.normal(0, 0.05, n), 0.001, 0.999)
+    df["status"] = "labelled"
+    df.to_parquet(path)
+
+
+# ----------------------------------------------------------------------------------------- workers
+
+
+def worker_ours(args: argparse.Namespace) -> dict:
+    from hf_spamguard.batch import score_reviews
+    from hf_spamguard.distill import load_student
+
+    student = load_student(args.student)  # model set-up is not timed, as for the seed
+    t0 = time.perf_counter()
+    result = score_reviews(
+        args.student,
+        args.input,
+        args.out,
+        chunk_size=args.chunk_size,
+        n_jobs=args.n_jobs,
+        progress=False,
+        student=student,
+    )
+    return {"seconds": time.perf_counter() - t0, "rows": result.rows}
+
+
+def worker_seed(args: argparse.Namespace) -> dict:
+    import numpy as np
+    import pandas as pd
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    train = pd.read_parquet(args.labels)
+    vec = TfidfVectorizer(max_features=10000, stop_words="english")
+    X = vec.fit_transform(train["text"].fillna(""))
+    heads = [LogisticRegression(max_iter=1000).fit(X, (train[f"p_{n}"] >= 0.5).astype(int)) for n in LABELS]
+    del train, X
+    t0 = time.perf_counter()
+    df = pd.read_csv(args.input)  # everything in memory at once, as the seed did
+    X = vec.transform(df["text"].fillna(""))
+    P = np.column_stack([h.predict_proba(X)[:, 1] for h in heads])
+    out = pd.DataFrame({"id": df["id"].astype(str)})
+    for j, n in enumerate(LABELS):
+        out[f"p_{n}"] = P[:, j].astype("float32")
+    out.to_parquet(args.out)
+    return {"seconds": time.perf_counter() - t0, "rows": len(df)}
+
+
+# ----------------------------------------------------------------------------------------- driver
+
+
+def _tree_pss(proc) -> int:
+    import psutil
+
+    total = 0
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            info = p.memory_full_info()
+            total += getattr(info, "pss", info.rss)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return total
+
+
+def run_measured(cmd: list[str]) -> dict:
+    import psutil
+
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    ps = psutil.Process(proc.pid)
+    peak = 0
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not stop.is_set():
+            try:
+                peak = max(peak, _tree_pss(ps))
+            except psutil.NoSuchProcess:
+                return
+            time.sleep(0.1)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    out, _ = proc.communicate()
+    stop.set()
+    thread.join()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cmd} failed with exit code {proc.returncode}")
+    result = json.loads(out.strip().splitlines()[-1])
+    result["peak_mb"] = peak / 2**20
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--train-rows", type=int, default=20_000)
+    parser.add_argument("--chunk-size", type=int, default=20_000)
+    parser.add_argument("--workdir", type=Path, default=None, help="Keep inputs here (default: a temp dir).")
+    parser.add_argument("--worker", choices=["ours", "seed"], help=argparse.SUPPRESS)
+    parser.add_argument("--input", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    parser.add_argument("--student", help=argparse.SUPPRESS)
+    parser.add_argument("--labels", help=argparse.SUPPRESS)
+    parser.add_argument("--n-jobs", type=int, default=-1, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps((worker_ours if args.worker == "ours" else worker_seed)(args)))
+        return
+
+    from hf_spamguard.data.reviews import write_generated_reviews
+    from hf_spamguard.distill import DistillConfig, distill
+
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="score_speed_"))
+    work.mkdir(parents=True, exist_ok=True)
+    labels = work / "teacher_labels.parquet"
+    student = work / "student"
+    if not labels.is_file():
+        _teacher_labels(args.train_rows, labels)
+    if not (student / "student.json").is_file():
+        print(f"distilling the student on {args.train_rows:,} teacher-labelled rows...", file=sys.stderr)
+        distill(DistillConfig(labels=str(labels), out=str(student), Cs=(1.0, 3.0), cv=2), progress=False)
+    me = [sys.executable, os.path.abspath(__file__)]
+    results = []
+    for n in args.rows:
+        src = work / f"reviews_{n}.csv"
+        if not src.is_file():
+            print(f"writing {n:,} generated reviews to {src}...", file=sys.stderr)
+            write_generated_reviews(src, n=n, seed=1)
+        size_mb = src.stat().st_size / 2**20
+        for method, extra in (
+            ("seed: pandas + TfidfVectorizer + LR, one go", ["--worker", "seed", "--labels", str(labels)]),
+            ("spamguard score (1 process)", ["--worker", "ours", "--student", str(student), "--n-jobs", "1"]),
+            (
+                "spamguard score (all cores)",
+                ["--worker", "ours", "--student", str(student), "--n-jobs", "-1"],
+            ),
+        ):
+            out = work / f"out_{n}.parquet"
+            for stale in (out, out.with_suffix(".html")):
+                stale.unlink(missing_ok=True)
+            cmd = [*me, *extra, "--input", str(src), "--out", str(out), "--chunk-size", str(args.chunk_size)]
+            print(f"{n:,} rows: {method}...", file=sys.stderr)
+            r = run_measured(cmd)
+            results.append({"rows": n, "file_mb": size_mb, "method": method, **r})
+    print(f"\nBatch scoring, {os.cpu_count()} cores, generated reviews (CSV input, Parquet output)\n")
+    print("| rows | method | seconds | rows/s | peak MB | speed vs seed | memory vs seed |")
+    print("| ---: | --- | ---: | ---: | ---: | ---: | ---: |")
+    for r in results:
+        seed = next(s for s in results if s["rows"] == r["rows"] and s["method"].startswith("seed"))
+        rate = r["rows"] / r["seconds"]
+        seed_rate = seed["rows"] / seed["seconds"]
+        print(
+            f"| {r['rows']:,} | {r['method']} | {r['seconds']:.1f} | {rate:,.0f} | {r['peak_mb']:,.0f} | "
+            f"{rate / seed_rate:.2f}x | {r['peak_mb'] / seed['peak_mb']:.2f}x |"
+        )
+
+
+if __name__ == "__main__":
+    main()

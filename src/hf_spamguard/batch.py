@@ -1,0 +1,371 @@
+"""Streaming batch scoring of reviews with a distilled student (``spamguard score``).
+
+The input is read in chunks of ``chunk_size`` rows (memory flat in the number of rows), scored on all
+cores by worker processes that inherit the loaded student, and written in order as numbered Parquet
+parts, each atomically, in ``<out>.parts/``. A part's existence means its rows are scored, so a killed
+run resumes with the first missing part. At the end the parts are streamed into ``out`` with one
+``pyarrow.parquet.ParquetWriter`` (one row group per part), atomically, and the parts folder is removed.
+
+Each part carries, in its Parquet metadata, its label counts and its top examples per label, so the
+HTML report (label distribution + examples) needs no second pass over the data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import math
+import os
+import shutil
+import time
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hf_spamguard.data.reviews import count_reviews, input_fingerprint, iter_reviews, student_texts
+from hf_spamguard.distill import Student, load_student
+
+__all__ = ["ScoreResult", "score_frame", "score_reviews", "write_score_report"]
+
+PARTS_SUFFIX = ".parts"
+MANIFEST_FILE = "manifest.json"
+FORMAT = "spamguard-scores/1"
+EXAMPLE_CHARS = 300
+
+
+@dataclass
+class ScoreResult:
+    """What a scoring run did."""
+
+    out_path: Path
+    rows: int = field(metadata={"help": "Rows in the output (resumed parts included)."})
+    rows_scored_now: int = field(metadata={"help": "Rows scored by this run."})
+    seconds: float = field(metadata={"help": "Wall time of this run."})
+    label_counts: dict[str, int] = field(default_factory=dict, metadata={"help": "Flagged rows per label."})
+    report_path: Path | None = None
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows_scored_now / self.seconds if self.seconds > 0 else 0.0
+
+
+# Worker processes inherit the student through fork (copy-on-write) instead of unpickling it per task.
+_WORKER_STUDENT: Student | None = None
+
+
+def _init_worker(model_dir: str | None) -> None:
+    global _WORKER_STUDENT
+    if _WORKER_STUDENT is None and model_dir is not None:
+        _WORKER_STUDENT = load_student(model_dir)
+    # One BLAS thread per worker: the workers already use every core.
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+
+
+def score_frame(student: Student, chunk: pd.DataFrame) -> np.ndarray:
+    """Probabilities ``(n, L)`` for a chunk of review rows; NaN rows for reader errors / empty text."""
+    probs = np.full((len(chunk), len(student.label_names)), np.nan, dtype=np.float32)
+    text = chunk["text"]
+    usable = text.notna().to_numpy() & (text.fillna("").astype(str).str.strip() != "").to_numpy()
+    if "error" in chunk:
+        usable &= chunk["error"].isna().to_numpy()
+    if usable.any():
+        probs[usable] = student.predict_proba(student_texts(chunk[usable]))
+    return probs
+
+
+def _score_in_worker(chunk: pd.DataFrame) -> np.ndarray:
+    assert _WORKER_STUDENT is not None
+    return score_frame(_WORKER_STUDENT, chunk)
+
+
+def _part_table(student: Student, chunk: pd.DataFrame, probs: np.ndarray, k_examples: int) -> Any:
+    import pyarrow as pa
+
+    names = student.label_names
+    thr = np.array([student.thresholds[n] for n in names], dtype=np.float32)
+    with np.errstate(invalid="ignore"):
+        flagged = probs >= thr  # NaN compares False: unscored rows carry no flag
+    # Flags as a list column built from offsets (no Python loop over rows).
+    _, cols = np.nonzero(flagged)
+    offsets = np.concatenate([[0], np.cumsum(flagged.sum(axis=1))]).astype(np.int32)
+    flags = pa.ListArray.from_arrays(
+        pa.array(offsets), pa.array(np.asarray(names, dtype=object)[cols], pa.string())
+    )
+    data: dict[str, Any] = {"id": pa.array(chunk["id"].astype(str).tolist(), pa.string())}
+    for j, name in enumerate(names):
+        col = probs[:, j]
+        data[f"p_{name}"] = pa.array(col, pa.float32(), mask=np.isnan(col))
+    data["flags"] = flags
+    error = chunk["error"] if "error" in chunk else pd.Series([None] * len(chunk))
+    data["error"] = pa.array([e if isinstance(e, str) else None for e in error], pa.string())
+    # Summary travels inside the part: counts and the most confident examples of each label.
+    texts = chunk["text"].fillna("").astype(str).to_numpy()
+    examples: dict[str, list] = {}
+    for j, name in enumerate(names):
+        idx = np.flatnonzero(flagged[:, j])
+        top = idx[np.argsort(-probs[idx, j], kind="stable")[:k_examples]]
+        examples[name] = [
+            [float(probs[i, j]), str(chunk["id"].iloc[i]), texts[i][:EXAMPLE_CHARS]] for i in top
+        ]
+    summary = {
+        "rows": len(chunk),
+        "scored": int((~np.isnan(probs[:, 0])).sum()) if len(names) else 0,
+        "flagged": {n: int(flagged[:, j].sum()) for j, n in enumerate(names)},
+        "any_flag": int(flagged.any(axis=1).sum()),
+        "examples": examples,
+    }
+    table = pa.table(data)
+    return table.replace_schema_metadata({"spamguard": json.dumps(summary)})
+
+
+def _write_atomic(path: Path, table: Any) -> None:
+    import pyarrow.parquet as pq
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        pq.write_table(table, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _model_fingerprint(model_dir: Path) -> str:
+    h = hashlib.sha256()
+    for f in sorted(p for p in model_dir.iterdir() if p.is_file()):
+        st = f.stat()
+        h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
+def _chunks_with_index(
+    source: str, meta: str | None, chunk_size: int, skip: int
+) -> Iterator[tuple[int, pd.DataFrame]]:
+    for k, chunk in enumerate(iter_reviews(source, meta=meta, chunk_size=chunk_size)):
+        if k >= skip:
+            yield k, chunk
+
+
+def score_reviews(
+    model_dir: str | os.PathLike[str],
+    source: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    meta: str | None = None,
+    chunk_size: int = 20_000,
+    n_jobs: int = -1,
+    report: bool = True,
+    progress: bool = True,
+    examples_per_label: int = 5,
+    student: Student | None = None,
+) -> ScoreResult:
+    """Score every review of ``source`` with the student in ``model_dir`` into the Parquet file ``out``.
+
+    Output columns: ``id``, ``p_<label>`` (float32; null where the row had no usable text), ``flags``
+    (labels at or above their threshold), ``error`` (the reader's reason a row is unusable). Rows in
+    input order. Resumable: re-run the same command after an interruption. ``student``: the already
+    loaded student of ``model_dir`` (saves loading it again when scoring several files).
+    """
+    import pyarrow.parquet as pq
+    from tqdm.auto import tqdm
+
+    t0 = time.perf_counter()
+    model_dir = Path(model_dir)
+    out = Path(out)
+    if student is None:
+        student = load_student(model_dir)
+    names = student.label_names
+    parts = out.with_name(out.name + PARTS_SUFFIX)
+    identity = {
+        "format": FORMAT,
+        "model": str(model_dir.resolve()),
+        "model_fingerprint": _model_fingerprint(model_dir),
+        "input": str(source),
+        "input_files": input_fingerprint(source, meta),
+        "chunk_size": chunk_size,
+    }
+    parts.mkdir(parents=True, exist_ok=True)
+    manifest = parts / MANIFEST_FILE
+    if manifest.is_file():
+        old = json.loads(manifest.read_text(encoding="utf-8"))
+        for key, value in identity.items():
+            if old.get(key) != value:
+                raise ValueError(
+                    f"{parts}: an unfinished scoring run with a different {key!r} is there "
+                    f"({old.get(key)!r} vs {value!r}); re-run it with the same settings or delete {parts}"
+                )
+    else:
+        tmp = manifest.with_name(f".{MANIFEST_FILE}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(identity, indent=1), encoding="utf-8")
+        os.replace(tmp, manifest)
+    for stale in parts.glob(".*.tmp"):
+        stale.unlink(missing_ok=True)
+    # Parts are written in order, so the done ones are 0..k-1; anything after a gap is rewritten.
+    done = 0
+    while (parts / f"part-{done:06d}.parquet").is_file():
+        done += 1
+    total = None
+    try:
+        total = count_reviews(source, meta=meta) if str(source).endswith(".parquet") else None
+    except (OSError, ValueError):
+        total = None
+    n_workers = (os.cpu_count() or 1) if n_jobs in (-1, 0) else max(1, n_jobs)
+    rows_now = 0
+    with tqdm(
+        total=total,
+        initial=done * chunk_size if total else 0,
+        unit="row",
+        unit_scale=True,
+        desc="scoring",
+        disable=not progress,
+    ) as bar:
+        chunks = _chunks_with_index(str(source), meta, chunk_size, done)
+
+        def finish(k: int, chunk: pd.DataFrame, probs: np.ndarray) -> None:
+            nonlocal rows_now
+            _write_atomic(
+                parts / f"part-{k:06d}.parquet", _part_table(student, chunk, probs, examples_per_label)
+            )
+            rows_now += len(chunk)
+            bar.update(len(chunk))
+
+        if n_workers == 1:
+            for k, chunk in chunks:
+                finish(k, chunk, score_frame(student, chunk))
+        else:
+            global _WORKER_STUDENT
+            _WORKER_STUDENT = student
+            import multiprocessing as mp
+
+            ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context("spawn")
+            init_arg = None if ctx.get_start_method() == "fork" else str(model_dir)
+            # At most 2 chunks per worker in flight: enough to keep every core busy, memory bounded.
+            inflight: deque[tuple[int, pd.DataFrame, Future]] = deque()
+            with ProcessPoolExecutor(
+                n_workers, mp_context=ctx, initializer=_init_worker, initargs=(init_arg,)
+            ) as pool:
+                for k, chunk in chunks:
+                    inflight.append((k, chunk, pool.submit(_score_in_worker, chunk)))
+                    while len(inflight) >= 2 * n_workers:
+                        kk, cc, fut = inflight.popleft()
+                        finish(kk, cc, fut.result())
+                while inflight:
+                    kk, cc, fut = inflight.popleft()
+                    finish(kk, cc, fut.result())
+            _WORKER_STUDENT = None
+    seconds = time.perf_counter() - t0
+    # Assemble: stream every part into one file (a row group each), atomically, then drop the parts.
+    files = sorted(parts.glob("part-*.parquet"))
+    summaries = []
+    tmp_out = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    writer = None
+    try:
+        with open(tmp_out, "wb") as fh:
+            for f in files:
+                pf = pq.ParquetFile(f)
+                summaries.append(json.loads(pf.schema_arrow.metadata[b"spamguard"]))
+                table = pf.read().replace_schema_metadata(None)
+                if writer is None:
+                    writer = pq.ParquetWriter(fh, table.schema)
+                writer.write_table(table)
+            if writer is None:  # empty input: still a valid, empty file
+                import pyarrow as pa
+
+                empty = _part_table(
+                    student, pd.DataFrame({"id": [], "text": [], "error": []}), np.zeros((0, len(names))), 0
+                )
+                writer = pq.ParquetWriter(fh, empty.schema.remove_metadata())
+                writer.write_table(pa.Table.from_batches([], schema=empty.schema.remove_metadata()))
+            writer.close()
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp_out, out)
+    finally:
+        tmp_out.unlink(missing_ok=True)
+    shutil.rmtree(parts, ignore_errors=True)
+    stats = _merge_summaries(summaries, names, examples_per_label)
+    report_path = None
+    if report:
+        report_path = write_score_report(
+            stats,
+            out.with_suffix(".html"),
+            model_dir=model_dir,
+            source=str(source),
+            thresholds=student.thresholds,
+        )
+    return ScoreResult(
+        out_path=out,
+        rows=stats["rows"],
+        rows_scored_now=rows_now,
+        seconds=seconds,
+        label_counts=stats["flagged"],
+        report_path=report_path,
+    )
+
+
+def _merge_summaries(summaries: list[dict], names: tuple[str, ...], k: int) -> dict[str, Any]:
+    stats: dict[str, Any] = {
+        "rows": sum(s["rows"] for s in summaries),
+        "scored": sum(s["scored"] for s in summaries),
+        "any_flag": sum(s["any_flag"] for s in summaries),
+        "flagged": {n: sum(s["flagged"][n] for s in summaries) for n in names},
+    }
+    examples = {}
+    for n in names:
+        pool = [e for s in summaries for e in s["examples"][n]]
+        pool.sort(key=lambda e: -e[0])
+        examples[n] = pool[:k]
+    stats["examples"] = examples
+    return stats
+
+
+def write_score_report(
+    stats: dict[str, Any],
+    path: str | os.PathLike[str],
+    *,
+    model_dir: Any = "",
+    source: str = "",
+    thresholds: Any = None,
+) -> Path:
+    """A small self-contained HTML page: label distribution (bars) and the top examples per label."""
+    path = Path(path)
+    rows = max(1, stats["rows"])
+    esc = html.escape
+    bars = []
+    for name, count in stats["flagged"].items():
+        share = count / rows
+        thr = f"{float(thresholds[name]):.3f}" if thresholds is not None else ""
+        bars.append(
+            f"<tr><td>{esc(name)}</td><td>{thr}</td><td>{count:,}</td><td>{share:.2%}</td>"
+            f'<td><div class="bar" style="width:{max(1, math.ceil(300 * share))}px"></div></td></tr>'
+        )
+    sections = []
+    for name, items in stats["examples"].items():
+        lis = "".join(
+            f"<li><b>{p:.3f}</b> <code>{esc(rid)}</code> {esc(text)}</li>" for p, rid, text in items
+        )
+        sections.append(f"<h3>{esc(name)}</h3><ol>{lis or '<li><i>no flagged review</i></li>'}</ol>")
+    page = f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>spamguard score report</title>
+<style>body{{font-family:sans-serif;max-width:960px;margin:2em auto}} td,th{{padding:2px 10px;text-align:left}}
+.bar{{background:#d9534f;height:12px}} li{{margin:4px 0}} code{{color:#666}}</style></head>
+<body><h1>Review scoring report</h1>
+<p>Model <code>{esc(str(model_dir))}</code>, input <code>{esc(source)}</code>: {stats["rows"]:,} rows,
+{stats["scored"]:,} scored, {stats["any_flag"]:,} ({stats["any_flag"] / rows:.2%}) flagged with at least one label.</p>
+<h2>Predicted label distribution</h2>
+<table><tr><th>label</th><th>threshold</th><th>flagged</th><th>share</th><th></th></tr>{"".join(bars)}</table>
+<h2>Most confident examples per label</h2>{"".join(sections)}
+</body></html>
+"""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(page, encoding="utf-8")
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,204 @@
+"""Distilled student and streaming batch scoring: split, thresholds, error analysis, resumable scoring,
+and the `spamguard label → distill → score` chain end to end on the tiny teacher."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import hf_spamguard.batch as batch
+from hf_spamguard.batch import score_reviews
+from hf_spamguard.cli import app
+from hf_spamguard.data.reviews import (
+    GENERATED_LABELS,
+    generate_reviews,
+    write_generated_google_local,
+    write_generated_reviews,
+)
+from hf_spamguard.distill import DistillConfig, _soft_expand, distill, load_student, multilabel_split
+
+FAST = {"Cs": (1.0,), "cv": 2}
+
+
+def _teacher_like_labels(n: int, seed: int) -> pd.DataFrame:
+    """Teacher output for the generated reviews: confident, slightly noisy probabilities of the truth."""
+    df = generate_reviews(n, seed=seed).drop(columns=["error"])
+    rng = np.random.default_rng(seed)
+    for name in GENERATED_LABELS:
+        truth = df.pop(f"true_{name}").to_numpy()
+        df[f"p_{name}"] = np.clip(np.where(truth, 0.9, 0.08) + rng.normal(0, 0.05, n), 0.001, 0.999)
+    df["status"] = "labelled"
+    return df
+
+
+@pytest.fixture(scope="module")
+def labels_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("labels") / "labels.parquet"
+    _teacher_like_labels(700, seed=4).to_parquet(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def student_dir(labels_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("student")
+    distill(DistillConfig(labels=str(labels_file), out=str(out), taxonomy="reviews", **FAST), progress=False)
+    return out
+
+
+def test_multilabel_split_is_stratified_and_disjoint() -> None:
+    Y = generate_reviews(2000, seed=1)[[f"true_{n}" for n in GENERATED_LABELS]].to_numpy(int)
+    train, val, test = multilabel_split(Y, [0.15, 0.15], seed=0)
+    assert (
+        len(np.intersect1d(train, val))
+        == len(np.intersect1d(train, test))
+        == len(np.intersect1d(val, test))
+        == 0
+    )
+    assert sorted(np.concatenate([train, val, test])) == list(range(2000))
+    assert len(val) == len(test) == 300
+    overall = Y.mean(axis=0)
+    for part in (train, val, test):
+        np.testing.assert_allclose(Y[part].mean(axis=0), overall, atol=0.01)
+    again = multilabel_split(Y, [0.15, 0.15], seed=0)
+    assert all(np.array_equal(a, b) for a, b in zip(again, (train, val, test), strict=True))
+
+
+def test_soft_targets_keep_the_teacher_probability_in_expectation() -> None:
+    P = np.array([[0.0, 0.9], [0.5, 0.3]])
+    texts, Y = _soft_expand(["a", "b"], P, copies=4)
+    assert texts == ["a"] * 4 + ["b"] * 4
+    np.testing.assert_allclose(Y.reshape(2, 4, 2).mean(axis=1), [[0.0, 1.0], [0.5, 0.25]])
+
+
+def test_distill_writes_student_thresholds_report_and_errors(student_dir: Path, labels_file: Path) -> None:
+    report = json.loads((student_dir / "distill_report.json").read_text())
+    comparison = report["student_vs_teacher_test"]
+    assert report["summary"]["split"] == {"train": 490, "validation": 105, "test": 105}
+    # The generated policies are learnable: the student agrees with the teacher on held-out rows.
+    assert comparison["micro_f1"] > 0.85 and comparison["label_agreement"] > 0.95
+    for name in GENERATED_LABELS:
+        m = comparison["per_label"][name]
+        assert m["f1"] > 0.7 and 0 < m["threshold"] < 1
+        errors = pd.read_csv(student_dir / "errors" / f"{name}.csv")
+        assert set(errors["kind"]) <= {"false_positive", "false_negative"}
+        assert len(errors) == report["error_files"][name]["rows"]
+        assert ((errors["kind"] == "false_positive") == (errors["student_p"] >= m["threshold"])).all()
+    assert "| advertisement |" in (student_dir / "distill_report.md").read_text()
+    student = load_student(student_dir)
+    assert student.label_names == tuple(GENERATED_LABELS)
+    verdicts = student(generate_reviews(3, seed=99))
+    assert all(set(v) == {"labels", "flags", "reason"} for v in verdicts)
+
+
+def test_distill_with_soft_targets_and_a_label_the_teacher_never_sets(tmp_path: Path) -> None:
+    df = _teacher_like_labels(300, seed=8)
+    df["p_rant_without_visit"] = 0.01
+    df.to_parquet(tmp_path / "labels.parquet")
+    report = distill(
+        DistillConfig(
+            labels=str(tmp_path / "labels.parquet"), out=str(tmp_path / "s"), soft=True, soft_copies=2, **FAST
+        ),
+        progress=False,
+    )
+    assert report["summary"]["targets"] == "soft"
+    assert any("rant_without_visit" in note and "constant" in note for note in report["threshold_notes"])
+    student = load_student(tmp_path / "s")
+    P = student.predict_reviews(generate_reviews(20, seed=3))
+    assert P.shape == (20, 4) and np.allclose(P[:, 2], 0.01)
+
+
+def test_score_streams_in_parallel_and_matches_the_student(student_dir: Path, tmp_path: Path) -> None:
+    src = write_generated_reviews(tmp_path / "big.csv", n=3000, seed=21)
+    out = tmp_path / "scored.parquet"
+    result = score_reviews(student_dir, src, out, chunk_size=400, n_jobs=2, progress=False)
+    scored = pd.read_parquet(out)
+    reviews = generate_reviews(3000, seed=21)
+    assert result.rows == 3000 and scored["id"].tolist() == reviews["id"].tolist()
+    student = load_student(student_dir)
+    expected = student.predict_reviews(reviews)
+    np.testing.assert_allclose(scored[[f"p_{n}" for n in GENERATED_LABELS]].to_numpy(), expected, atol=1e-6)
+    flags = [
+        [n for j, n in enumerate(GENERATED_LABELS) if row[j] >= student.thresholds[n]]
+        for row in scored[[f"p_{n}" for n in GENERATED_LABELS]].to_numpy()
+    ]
+    assert [list(f) for f in scored["flags"]] == flags
+    assert result.label_counts == {n: sum(n in f for f in flags) for n in GENERATED_LABELS}
+    page = result.report_path.read_text()
+    assert all(n in page for n in GENERATED_LABELS) and "3,000 rows" in page
+    assert not out.with_name(out.name + ".parts").exists()
+    import pyarrow.parquet as pq
+
+    assert pq.ParquetFile(out).metadata.num_row_groups == 8  # written incrementally, one group per chunk
+
+
+def test_score_resumes_after_an_interruption(
+    student_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = write_generated_reviews(tmp_path / "in.parquet", n=2000, seed=5)
+    clean = tmp_path / "clean.parquet"
+    score_reviews(student_dir, src, clean, chunk_size=300, n_jobs=1, report=False, progress=False)
+    out = tmp_path / "out.parquet"
+    real = batch.iter_reviews
+
+    def dies_after_three_chunks(*args, **kwargs):
+        for k, chunk in enumerate(real(*args, **kwargs)):
+            if k == 3:
+                raise KeyboardInterrupt
+            yield chunk
+
+    monkeypatch.setattr(batch, "iter_reviews", dies_after_three_chunks)
+    with pytest.raises(KeyboardInterrupt):
+        score_reviews(student_dir, src, out, chunk_size=300, n_jobs=1, report=False, progress=False)
+    parts = sorted(p.name for p in (tmp_path / "out.parquet.parts").glob("part-*.parquet"))
+    assert parts == ["part-000000.parquet", "part-000001.parquet", "part-000002.parquet"] and not out.exists()
+    monkeypatch.setattr(batch, "iter_reviews", real)
+    with pytest.raises(ValueError, match="chunk_size"):
+        score_reviews(student_dir, src, out, chunk_size=100, n_jobs=1, report=False, progress=False)
+    result = score_reviews(student_dir, src, out, chunk_size=300, n_jobs=2, report=False, progress=False)
+    assert result.rows == 2000 and result.rows_scored_now == 2000 - 900
+    pd.testing.assert_frame_equal(pd.read_parquet(out), pd.read_parquet(clean))
+
+
+def test_score_keeps_unusable_rows_with_their_reason(student_dir: Path, tmp_path: Path) -> None:
+    folder = write_generated_google_local(tmp_path / "gl", n=30, seed=2, empty=2, undecodable=1)
+    out = tmp_path / "s.parquet"
+    score_reviews(student_dir, folder, out, n_jobs=1, progress=False)
+    scored = pd.read_parquet(out)
+    assert len(scored) == 31
+    unscored = scored[scored["p_spam"].isna()]
+    assert len(unscored) == 3 and all(len(f) == 0 for f in unscored["flags"])
+    assert unscored["error"].notna().sum() == 1
+
+
+def test_cli_label_distill_score_end_to_end(tiny_model_dir: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    src = write_generated_reviews(tmp_path / "reviews.tsv", n=48, seed=6)
+    labels = tmp_path / "labels"
+    res = runner.invoke(
+        app,
+        ["label", "--teacher", str(tiny_model_dir), "--input", str(src), "--out", str(labels),
+         "--shard-size", "24", "--batch-size", "8", "--no-progress"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert (labels / "labels.parquet").is_file() and "rows/s" in res.output
+    student = tmp_path / "student"
+    res = runner.invoke(
+        app, ["distill", "--labels", str(labels), "--out", str(student), "--cs", "1", "--cv", "2"]
+    )
+    assert res.exit_code == 0, res.output
+    assert json.loads((student / "student.json").read_text())["taxonomy"] == "reviews"
+    scored = tmp_path / "scored.parquet"
+    res = runner.invoke(
+        app, ["score", "--model", str(student), "--input", str(src), "--out", str(scored), "--no-progress"]
+    )
+    assert res.exit_code == 0, res.output
+    assert "rows/s" in res.output and len(pd.read_parquet(scored)) == 48
+    res = runner.invoke(
+        app, ["score", "--model", str(tmp_path / "nope"), "--input", str(src), "--out", str(scored)]
+    )
+    assert res.exit_code == 1 and "Error:" in res.output and "student" in res.output
