@@ -89,6 +89,12 @@ def test_distill_writes_student_thresholds_report_and_errors(student_dir: Path, 
         assert len(errors) == report["error_files"][name]["rows"]
         assert ((errors["kind"] == "false_positive") == (errors["student_p"] >= m["threshold"])).all()
     assert "| advertisement |" in (student_dir / "distill_report.md").read_text()
+    # The student's card carries the measured agreement and the per-label thresholds.
+    card = (student_dir / "README.md").read_text()
+    assert "model-index" in card and "multi-label" in card
+    assert f"{comparison['macro_f1']:.3f}"[:4] in card
+    for name in GENERATED_LABELS:
+        assert f"`{name}`" in card
     student = load_student(student_dir)
     assert student.label_names == tuple(GENERATED_LABELS)
     verdicts = student(generate_reviews(3, seed=99))

@@ -409,7 +409,43 @@ def distill(config: DistillConfig, *, progress: bool = True) -> dict[str, Any]:
     tmp = out / f".distill_report.md.{os.getpid()}.tmp"
     tmp.write_text(_report_markdown(report, names), encoding="utf-8")
     os.replace(tmp, out / "distill_report.md")
+    _write_card(out, report, names, source, config)
     return report
+
+
+def _write_card(
+    out: Path, report: dict[str, Any], names: Sequence[str], source: Path, config: DistillConfig
+) -> None:
+    """Every student folder carries its card, with the held-out agreement with the teacher as results."""
+    # cards sits on a higher floor but only renders templates from the facts passed here (it never
+    # imports distill), so the lazy import keeps the import graph pointing down at module level.
+    from hf_spamguard.cards import render_baseline_card
+
+    comparison = report["student_vs_teacher_test"]
+    results: dict[str, Any] = {
+        "macro_f1": comparison["macro_f1"],
+        "micro_f1": comparison["micro_f1"],
+        "exact_match_agreement": comparison["exact_match_agreement"],
+    }
+    results.update({f"{n}_f1": comparison["per_label"][n]["f1"] for n in names})
+    manifest = source / "manifest.json" if source.is_dir() else None
+    teacher = None
+    if manifest is not None and manifest.is_file():
+        teacher = json.loads(manifest.read_text(encoding="utf-8")).get("teacher")
+    render_baseline_card(
+        out,
+        labels=names,
+        label_thresholds=report["thresholds"],
+        teacher=str(teacher) if teacher else None,
+        target_precision=config.target_precision,
+        eval_results=results,
+        dataset=str(source),
+        eval_split="test",
+        eval_size=comparison["n"],
+        eval_note="Held-out rows of the teacher-labelled data: the scores measure the student's agreement "
+        "with the teacher's hard labels, not with human moderators.",
+        threshold_notes="; ".join(report["threshold_notes"]) or None,
+    )
 
 
 def _fmt(v: Any) -> str:
