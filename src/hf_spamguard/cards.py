@@ -65,7 +65,7 @@ CARD_FILE = "README.md"
 def template_dir() -> Path:
     """The folder holding the card templates.
 
-    In a wheel they are shipped as ``hf_spamguard/model_card`` (pyproject's hatch force-include); in an
+    In a wheel they are shipped as ``hf_spamguard/model_card`` (hatch_build.py, regular wheels only); in an
     editable install they are at the repository root (``<repo>/model_card``), two levels above this file.
     """
     here = Path(__file__).resolve().parent
