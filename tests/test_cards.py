@@ -41,7 +41,7 @@ def test_templates_are_found_in_the_repository_and_exist() -> None:
 
 
 def test_templates_are_found_next_to_the_module_in_a_wheel_layout(tmp_path: Path) -> None:
-    # A wheel ships the templates as hf_spamguard/model_card (pyproject force-include): load a copy of
+    # A wheel ships the templates as hf_spamguard/model_card (hatch_build.py): load a copy of
     # cards.py from such a layout and check it finds that folder, not the repository's.
     pkg = tmp_path / "site" / "hf_spamguard"
     pkg.mkdir(parents=True)
@@ -58,8 +58,29 @@ def test_templates_are_found_next_to_the_module_in_a_wheel_layout(tmp_path: Path
         assert "WHEEL COPY" in out.read_text()
     finally:
         del sys.modules["wheel_cards"]
-    pyproject = (REPO_ROOT / "pyproject.toml").read_text()
-    assert '"model_card" = "hf_spamguard/model_card"' in pyproject
+
+
+@pytest.mark.parametrize("version", ["standard", "editable"])
+def test_wheels_ship_the_templates_only_where_they_are_needed(tmp_path: Path, version: str) -> None:
+    # The real build backend on the real pyproject: a regular wheel carries hf_spamguard/model_card/*.md;
+    # an editable wheel must carry no hf_spamguard/ folder at all, or that folder alone imports as a
+    # namespace package wherever site-packages is on the path (and cards read the checkout anyway).
+    import zipfile
+
+    pytest.importorskip("hatchling")
+    pytest.importorskip("editables")
+    from hatchling.builders.wheel import WheelBuilder
+
+    wheel = next(WheelBuilder(str(REPO_ROOT)).build(directory=str(tmp_path), versions=[version]))
+    names = zipfile.ZipFile(wheel).namelist()
+    shipped = {n for n in names if n.startswith("hf_spamguard/")}
+    if version == "standard":
+        templates = {f"hf_spamguard/model_card/{p.name}" for p in (REPO_ROOT / "model_card").glob("*.md")}
+        assert templates and templates <= shipped
+        assert "hf_spamguard/cards.py" in shipped
+    else:
+        assert shipped == set()
+        assert any(n.endswith(".pth") for n in names)
 
 
 def test_model_card_carries_the_measured_policy_metrics(tmp_path: Path) -> None:
