@@ -36,6 +36,20 @@ def test_train_saves_model_and_selected_policy(trained):
     assert "validation" in config["training"]
 
 
+def test_train_writes_the_model_card_with_the_validation_results(trained):
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(trained / "README.md")
+    assert card.data.library_name == "sklearn"
+    (result,) = card.data.eval_results[:1]
+    assert result.dataset_split == "validation"
+    validation = json.loads((trained / "config.json").read_text())["training"]["validation"]
+    by_type = {r.metric_type: r.metric_value for r in card.data.eval_results}
+    assert by_type["roc_auc"] == pytest.approx(validation["roc_auc"], abs=1e-4)
+    policy = json.loads((trained / "policy.json").read_text())
+    assert f"{policy['demote']:.3f}"[:4] in card.text  # the selected thresholds are in the card body
+
+
 def test_predict_writes_rows_in_input_order(trained, demo_dir, tmp_path):
     from hf_spamguard.data import load_listings
 

@@ -20,7 +20,7 @@ from hf_spamguard.data.reviews import (
     write_generated_google_local,
     write_generated_reviews,
 )
-from hf_spamguard.distill import DistillConfig, _soft_expand, distill, load_student, multilabel_split
+from hf_spamguard.distill import DistillConfig, distill, load_student, multilabel_split
 
 FAST = {"Cs": (1.0,), "cv": 2}
 
@@ -68,11 +68,25 @@ def test_multilabel_split_is_stratified_and_disjoint() -> None:
     assert all(np.array_equal(a, b) for a, b in zip(again, (train, val, test), strict=True))
 
 
-def test_soft_targets_keep_the_teacher_probability_in_expectation() -> None:
-    P = np.array([[0.0, 0.9], [0.5, 0.3]])
-    texts, Y = _soft_expand(["a", "b"], P, copies=4)
-    assert texts == ["a"] * 4 + ["b"] * 4
-    np.testing.assert_allclose(Y.reshape(2, 4, 2).mean(axis=1), [[0.0, 1.0], [0.5, 0.25]])
+@pytest.mark.parametrize("p_alpha,p_beta", [(0.8, 0.2), (0.65, 0.1)])
+def test_soft_targets_are_learnt_as_probabilities(p_alpha: float, p_beta: float) -> None:
+    # Two kinds of row whose teacher probability is p_alpha / p_beta: trained on the soft cross-entropy
+    # the student predicts those probabilities; trained on the hard labels it would say ~1 and ~0.
+    from hf_spamguard.baseline import BaselineClassifier, BaselineTrainingArguments
+
+    texts = ["alpha listing"] * 150 + ["beta listing"] * 150
+    P = np.r_[np.full(150, p_alpha), np.full(150, p_beta)]
+    # weak regularisation: soft targets keep the optimum finite, so every fold lands on the same logits
+    args = BaselineTrainingArguments(Cs=(64.0,), cv=3)
+    soft = BaselineClassifier(labels=["ad"]).fit(texts, P[:, None], args)
+    hard = BaselineClassifier(labels=["ad"]).fit(texts, (P[:, None] >= 0.5).astype(int), args)
+    new = ["alpha listing", "beta listing"]
+    np.testing.assert_allclose(soft.predict_proba(new)[:, 0], [p_alpha, p_beta], atol=0.03)
+    assert hard.predict_proba(new)[0, 0] > 0.9 and hard.predict_proba(new)[1, 0] < 0.1
+    assert soft.training_["heads"]["ad"]["targets"] == "soft"
+    assert hard.training_["heads"]["ad"]["targets"] == "hard"
+    with pytest.raises(ValueError, match="probabilities in"):
+        BaselineClassifier(labels=["ad"]).fit(texts, (P * 2)[:, None], args)
 
 
 def test_distill_writes_student_thresholds_report_and_errors(student_dir: Path, labels_file: Path) -> None:
@@ -106,9 +120,7 @@ def test_distill_with_soft_targets_and_a_label_the_teacher_never_sets(tmp_path: 
     df["p_rant_without_visit"] = 0.01
     df.to_parquet(tmp_path / "labels.parquet")
     report = distill(
-        DistillConfig(
-            labels=str(tmp_path / "labels.parquet"), out=str(tmp_path / "s"), soft=True, soft_copies=2, **FAST
-        ),
+        DistillConfig(labels=str(tmp_path / "labels.parquet"), out=str(tmp_path / "s"), soft=True, **FAST),
         progress=False,
     )
     assert report["summary"]["targets"] == "soft"

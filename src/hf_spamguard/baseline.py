@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -422,6 +422,9 @@ _BRAND_HASHES = np.array(sorted({_token_hash_py(b) for b in BRANDS if " " not in
 _BRAND_BIGRAM_HASHES = np.array(
     sorted({_pair_hash_py(*(_token_hash_py(t) for t in b.split())) for b in BRAND_BIGRAMS}), dtype=np.uint64
 )
+# first words of the brand bigrams: only tokens among these can start one, so pairs are hashed and
+# looked up for those few tokens instead of every adjacent pair
+_BRAND_BIGRAM_FIRST = np.array(sorted({_token_hash_py(b.split()[0]) for b in BRAND_BIGRAMS}), dtype=np.uint64)
 _BRAND_SET = frozenset(BRANDS)
 _BRAND_BIGRAM_SET = frozenset(BRAND_BIGRAMS)
 
@@ -515,11 +518,18 @@ _ARROW_MARKER = (
 )
 
 
-def _arrow_tokens(low: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(doc index, 64-bit hash) of every word token of a lower-cased Arrow string array.
+class _Tokens(NamedTuple):
+    doc: np.ndarray  # document index of every token
+    hash: np.ndarray  # 64-bit hash of every token
+    brand: np.ndarray  # the token is a one-word brand
+    bigram_first: np.ndarray  # the token is the first word of some two-word brand
+
+
+def _arrow_tokens(low: Any) -> _Tokens:
+    """The word tokens of a lower-cased Arrow string array, hashed, with their brand-lexicon flags.
 
     Splitting and de-duplication run in Arrow's C++ kernels; the distinct tokens of the chunk are then
-    hashed in one vectorised pass over the dictionary's byte buffer.
+    hashed (and looked up in the lexicons) once each, in vectorised passes over the dictionary.
     """
     import pyarrow.compute as pc
 
@@ -529,12 +539,18 @@ def _arrow_tokens(low: Any) -> tuple[np.ndarray, np.ndarray]:
     flat = pc.ascii_trim(pc.list_flatten(lists), characters=_TRIM_CHARS)
     parent = np.asarray(pc.list_parent_indices(lists), dtype=np.int64)
     if not len(flat):
-        return np.zeros(0, np.int64), np.zeros(0, np.uint64)
+        empty = np.zeros(0, bool)
+        return _Tokens(np.zeros(0, np.int64), np.zeros(0, np.uint64), empty, empty)
     keep = np.asarray(pc.binary_length(flat), dtype=np.int64) > 0
     encoded = pc.dictionary_encode(flat)
     hashes = _hash_strings(encoded.dictionary)
-    idx = np.asarray(encoded.indices, dtype=np.int64)
-    return parent[keep], hashes[idx[keep]]
+    idx = np.asarray(encoded.indices, dtype=np.int64)[keep]
+    return _Tokens(
+        parent[keep],
+        hashes[idx],
+        _member(hashes, _BRAND_HASHES)[idx],
+        _member(hashes, _BRAND_BIGRAM_FIRST)[idx],
+    )
 
 
 def featurize_chunk(texts: Sequence[str], config: FeaturizerConfig) -> _Chunk:
@@ -548,7 +564,8 @@ def featurize_chunk(texts: Sequence[str], config: FeaturizerConfig) -> _Chunk:
     # ASCII lower-casing keeps byte offsets identical, so per-document byte counts below can read
     # the original and lower-cased buffers side by side (the lexicons are ASCII anyway)
     low = pc.ascii_lower(arr)
-    t_doc, th = _arrow_tokens(low)
+    tokens = _arrow_tokens(low)
+    t_doc, th = tokens.doc, tokens.hash
     occ: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     occ["word"] = (t_doc, _bucket(th, _SALTS["word"], config.word_bits))
     same = t_doc[:-1] == t_doc[1:]
@@ -567,25 +584,27 @@ def featurize_chunk(texts: Sequence[str], config: FeaturizerConfig) -> _Chunk:
     has_marker = np.asarray(pc.list_value_length(parts), dtype=np.int64) == 2
     tails = pc.list_slice(parts, 1, 2)
     tail_doc = np.asarray(pc.list_parent_indices(tails), dtype=np.int64)
-    a_doc, a_h = _arrow_tokens(pc.list_flatten(tails))
-    a_doc = tail_doc[a_doc] if a_doc.size else a_doc
+    after = _arrow_tokens(pc.list_flatten(tails))
+    a_doc = tail_doc[after.doc] if after.doc.size else after.doc
     tokens_after = np.bincount(a_doc, minlength=n).astype(np.float64)
 
-    def brand_flags(doc: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        is_brand = _member(h, _BRAND_HASHES)
+    def brand_flags(tok: _Tokens) -> tuple[np.ndarray, np.ndarray]:
+        """Per token: starts a brand mention (one word, or the first of two); the brand's key."""
+        doc, h = tok.doc, tok.hash
+        key = h.copy()
         is_bigram = np.zeros(h.size, dtype=bool)
-        if h.size > 1:
+        start = np.flatnonzero(tok.bigram_first[:-1] & (doc[:-1] == doc[1:]))
+        if start.size:
             with np.errstate(over="ignore"):
-                pair = h[:-1] * _PAIR + h[1:]
-            is_bigram[:-1] = (doc[:-1] == doc[1:]) & _member(pair, _BRAND_BIGRAM_HASHES)
-            key = np.where(is_bigram, np.r_[pair, np.uint64(0)], h)
-        else:
-            key = h
-        return is_brand | is_bigram, key, doc
+                pair = h[start] * _PAIR + h[start + 1]
+            hit = _member(pair, _BRAND_BIGRAM_HASHES)
+            is_bigram[start[hit]] = True
+            key[start[hit]] = pair[hit]
+        return tok.brand | is_bigram, key
 
-    brand_tok, brand_key, _ = brand_flags(t_doc, th)
+    brand_tok, brand_key = brand_flags(tokens)
     brand_mentions = np.bincount(t_doc, weights=brand_tok, minlength=n)
-    after_brand, _, _ = brand_flags(a_doc, a_h)
+    after_brand, _ = brand_flags(after)
     brand_after = np.bincount(a_doc, weights=after_brand, minlength=n)
     bdoc = t_doc[brand_tok]
     with np.errstate(over="ignore"):
@@ -615,18 +634,18 @@ def featurize_chunk(texts: Sequence[str], config: FeaturizerConfig) -> _Chunk:
     return _Chunk(n=n, occurrences=occ, dense=dense)
 
 
-_IS_PUNCT = np.zeros(256, dtype=bool)
-_IS_PUNCT[np.frombuffer(b".,!?;\n", dtype=np.uint8)] = True
-_IS_ALNUM = np.zeros(256, dtype=bool)
-_IS_ALNUM[np.frombuffer(b"abcdefghijklmnopqrstuvwxyz0123456789", dtype=np.uint8)] = True
-
-
 def _string_bytes(strings: Any) -> tuple[np.ndarray, np.ndarray]:
     """(bytes, offsets from 0) of an Arrow large_string array, zero-copy."""
     buffers = strings.buffers()
     offsets = np.frombuffer(buffers[1], dtype=np.int64)[strings.offset : strings.offset + len(strings) + 1]
     data = np.frombuffer(buffers[2], dtype=np.uint8) if buffers[2] is not None else np.zeros(0, np.uint8)
     return data[offsets[0] : offsets[-1]], offsets - offsets[0]
+
+
+def _per_doc(mask: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    # the masks are sparse: locating the set bytes and cutting at the offsets is ~4x cheaper than a
+    # weighted bincount over a per-byte document index
+    return np.diff(np.searchsorted(np.flatnonzero(mask), offsets)).astype(np.float64)
 
 
 def _byte_counts(arr: Any, low: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -638,17 +657,21 @@ def _byte_counts(arr: Any, low: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray
     if not raw.size:
         zeros = np.zeros(n)
         return lengths, zeros, zeros, zeros
-    doc = np.repeat(np.arange(n), np.diff(offsets))
-    alnum = _IS_ALNUM[lowb]
+    # range tests with uint8 wrap-around instead of 256-entry lookup tables: fancy indexing by bytes
+    # costs more than the whole rest of this function
+    alnum = ((lowb - np.uint8(97)) < 26) | ((lowb - np.uint8(48)) < 10)
     hashtag = np.zeros(raw.size, dtype=bool)
     hashtag[:-1] = (lowb[:-1] == ord("#")) & alnum[1:]
-    hashtag[offsets[1:-1] - 1] &= False  # never pair a '#' with the next document's first byte
-    upper = raw != lowb  # ascii_lower changed it: an upper-case ASCII letter
-    word_start = np.r_[True, ~alnum[:-1]]
+    hashtag[offsets[1:-1] - 1] = False  # never pair a '#' with the next document's first byte
+    punct = np.zeros(raw.size, dtype=bool)
+    for ch in b".,!?;\n":
+        punct |= lowb == ch
+    word_start = np.empty(raw.size, dtype=bool)
+    word_start[0] = True
+    np.logical_not(alnum[:-1], out=word_start[1:])
     word_start[offsets[:-1][offsets[:-1] < raw.size]] = True  # a document's first byte starts a word
-    capital = upper & word_start
-    counts = [np.bincount(doc, weights=mask, minlength=n) for mask in (hashtag, _IS_PUNCT[lowb], capital)]
-    return lengths, counts[0], counts[1], counts[2]
+    capital = (raw != lowb) & word_start  # ascii_lower changed it: an upper-case ASCII letter
+    return lengths, _per_doc(hashtag, offsets), _per_doc(punct, offsets), _per_doc(capital, offsets)
 
 
 def _char_ngrams(texts: Sequence[str], config: FeaturizerConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -739,11 +762,16 @@ class Featurizer:
         n_heads = coef.shape[0]
         scores = np.tile(intercept.astype(np.float64), (chunk.n, 1))
         offset = 0
-        weights = self._weights(chunk)
         for name, bits in self.config.blocks():
-            doc, bucket, value = weights[name]
+            doc, bucket = chunk.occurrences[name]
+            # the same sums as X @ coef with X from _weights, but the per-document L2 norm divides the
+            # per-document sums instead of every occurrence
+            w = self.idf[name][bucket].astype(np.float64)
+            norm = np.sqrt(np.bincount(doc, weights=w * w, minlength=chunk.n))
+            inv = np.divide(1.0, norm, out=np.zeros_like(norm), where=norm > 0)
+            block = coef[:, offset : offset + (1 << bits)]
             for j in range(n_heads):
-                scores[:, j] += np.bincount(doc, weights=coef[j, offset + bucket] * value, minlength=chunk.n)
+                scores[:, j] += np.bincount(doc, weights=block[j, bucket] * w, minlength=chunk.n) * inv
             offset += 1 << bits
         scores += self.dense_features(chunk) @ coef[:, offset:].T
         return scores
@@ -862,6 +890,10 @@ class BaselineTrainingArguments:
     max_iter: int = field(default=3000, metadata={"help": "Solver iterations of each logistic regression."})
 
 
+def _is_soft(y: np.ndarray) -> bool:
+    return bool(np.any((y > 0) & (y < 1)))
+
+
 def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(z, -500, 500)))
 
@@ -871,13 +903,18 @@ def _fit_platt(z: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 
     The smoothed targets keep the optimum finite when the scores separate the classes perfectly (small
     or easy data); a tiny ridge on ``a`` and L-BFGS keep the fit stable where Newton steps overshoot.
+    Soft targets (probabilities, not all 0/1) are used as they are: they are never perfectly separable.
     """
     from scipy.optimize import minimize
 
     z = np.asarray(z, dtype=np.float64)
-    n_pos = float(y.sum())
-    n_neg = float(y.size - n_pos)
-    t = np.where(y == 1, (n_pos + 1) / (n_pos + 2), 1 / (n_neg + 2))
+    y = np.asarray(y, dtype=np.float64)
+    if _is_soft(y):
+        t = y
+    else:
+        n_pos = float(y.sum())
+        n_neg = float(y.size - n_pos)
+        t = np.where(y == 1, (n_pos + 1) / (n_pos + 2), 1 / (n_neg + 2))
 
     def loss(params: np.ndarray) -> tuple[float, np.ndarray]:
         a, b = params
@@ -940,7 +977,14 @@ class BaselineClassifier:
         progress: bool = False,
     ) -> BaselineClassifier:
         """Fit on training data only. ``C`` per head by stratified CV log-loss; Platt calibration on the
-        out-of-fold scores of the chosen ``C``."""
+        out-of-fold scores of the chosen ``C``.
+
+        ``y`` holds 0/1 labels, or probabilities in [0, 1] (soft targets, e.g. a teacher's): a head with
+        any fractional target is fitted on the exact soft cross-entropy, each row entered once as a
+        positive with weight ``p`` and once as a negative with weight ``1 - p``; folds are stratified on
+        ``p >= 0.5``.
+        """
+        import scipy.sparse as sp
         from sklearn.linear_model import LogisticRegression
         from sklearn.model_selection import StratifiedKFold
         from tqdm.auto import tqdm
@@ -957,9 +1001,12 @@ class BaselineClassifier:
             if Y.ndim != 1 or Y.shape[0] != len(texts):
                 raise ValueError(f"binary y must have shape ({len(texts)},), got {Y.shape}")
             Y = Y[:, None]
-        if not np.isin(Y, (0, 1)).all():
-            raise ValueError("labels must be 0 or 1")
-        Y = Y.astype(np.int64)
+        try:
+            Y = Y.astype(np.float64)
+        except (TypeError, ValueError):
+            raise ValueError("labels must be 0/1 or probabilities in [0, 1]") from None
+        if not (np.isfinite(Y).all() and (Y >= 0).all() and (Y <= 1).all()):
+            raise ValueError("labels must be 0/1 or probabilities in [0, 1]")
         X_full = self.featurizer.fit(texts).transform(texts)
         # Only columns seen in training can get a non-zero weight: solve on those (much smaller problem).
         used = np.flatnonzero(X_full.getnnz(axis=0))
@@ -970,21 +1017,30 @@ class BaselineClassifier:
         )
         for j, name in enumerate(self.head_names):
             yj = Y[:, j]
-            n_pos = int(yj.sum())
+            soft = _is_soft(yj)
+            hard = (yj >= 0.5).astype(np.int64)
+            n_pos = int(hard.sum())
             if n_pos == 0 or n_pos == yj.size:
                 raise ValueError(
                     f"label {name!r} has a single class in the training data ({n_pos} of {yj.size})"
                 )
             folds = max(2, min(args.cv, n_pos, yj.size - n_pos))
             skf = StratifiedKFold(n_splits=folds, shuffle=True, random_state=args.seed)
-            splits = list(skf.split(np.zeros(yj.size), yj))
+            splits = list(skf.split(np.zeros(yj.size), hard))
+
+            def fit_lr(rows: np.ndarray, C: float, yj: np.ndarray = yj, soft: bool = soft) -> Any:
+                lr = LogisticRegression(C=C, max_iter=args.max_iter, solver="liblinear")
+                if not soft:
+                    return lr.fit(X[rows], yj[rows].astype(np.int64))
+                both = sp.vstack([X[rows], X[rows]], format="csr")
+                target = np.r_[np.ones(rows.size, np.int64), np.zeros(rows.size, np.int64)]
+                return lr.fit(both, target, sample_weight=np.r_[yj[rows], 1.0 - yj[rows]])
+
             best = None
             for C in args.Cs:
                 oof = np.zeros(yj.size)
                 for tr, te in splits:
-                    lr = LogisticRegression(C=C, max_iter=args.max_iter, solver="liblinear")
-                    lr.fit(X[tr], yj[tr])
-                    oof[te] = lr.decision_function(X[te])
+                    oof[te] = fit_lr(tr, C).decision_function(X[te])
                     bar.update(1)
                 p = np.clip(_sigmoid(oof), 1e-12, 1 - 1e-12)
                 loss = float(-np.mean(yj * np.log(p) + (1 - yj) * np.log(1 - p)))
@@ -993,14 +1049,20 @@ class BaselineClassifier:
             assert best is not None
             loss, C, oof = best
             a, b = _fit_platt(oof, yj)
-            lr = LogisticRegression(C=C, max_iter=args.max_iter, solver="liblinear").fit(X, yj)
+            lr = fit_lr(np.arange(yj.size), C)
             bar.update(1)
             coef = np.zeros(X_full.shape[1], dtype=np.float32)
             coef[used] = lr.coef_[0]
             coefs.append(coef)
             intercepts.append(float(lr.intercept_[0]))
             calib.append((a, b))
-            record[name] = {"C": float(C), "cv_log_loss": loss, "platt": [a, b], "n_pos": n_pos}
+            record[name] = {
+                "C": float(C),
+                "cv_log_loss": loss,
+                "platt": [a, b],
+                "n_pos": n_pos,
+                "targets": "soft" if soft else "hard",
+            }
         bar.close()
         self.coef_ = np.vstack(coefs)
         self.intercept_ = np.asarray(intercepts, dtype=np.float64)
@@ -1282,6 +1344,20 @@ def train_baseline(
     model.training_["validation"] = flatten_report(evaluate_policy(val_y, val_p, selection.thresholds))
     model.save_pretrained(out)
     selection.save(out)  # policy.json with the selection record (targets, achieved, notes)
+    # cards sits above this module and only renders the facts passed here: the lazy import keeps the
+    # import graph pointing down at module level (the same as distill).
+    from hf_spamguard.cards import render_baseline_card
+
+    render_baseline_card(
+        out,
+        dataset=str(dataset) if isinstance(dataset, str | os.PathLike) else None,
+        eval_results=model.training_["validation"],
+        eval_split="validation",
+        eval_size=len(val_texts),
+        training_config={**asdict(args), "featurizer": asdict(model.featurizer.config)},
+        eval_note="Measured on the validation split, where the thresholds were also selected: "
+        "evaluate on a held-out test split (`spamguard predict` + `spamguard evaluate`) for unbiased numbers.",
+    )
     return {
         "out": str(out),
         "n_train": len(train_texts),

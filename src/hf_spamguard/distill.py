@@ -60,10 +60,6 @@ class DistillConfig:
             "help": "Train on teacher probabilities (soft targets) instead of 0/1 labels at hard_threshold."
         },
     )
-    soft_copies: int = field(
-        default=4,
-        metadata={"help": "Soft targets: each row is repeated this many times with quantised labels."},
-    )
     hard_threshold: float = field(
         default=0.5, metadata={"help": "Teacher probability at which a label is set."}
     )
@@ -99,8 +95,6 @@ class DistillConfig:
             raise ValueError(f"target_precision must be in (0, 1], got {self.target_precision}")
         if self.features not in FEATURE_SETS:
             raise ValueError(f"features must be one of {sorted(FEATURE_SETS)}, got {self.features!r}")
-        if self.soft_copies < 2:
-            raise ValueError("soft_copies must be >= 2")
 
 
 def multilabel_split(Y: np.ndarray, sizes: Sequence[float], seed: int = 0) -> list[np.ndarray]:
@@ -283,14 +277,6 @@ def student_vs_teacher(
     }
 
 
-def _soft_expand(texts: list[str], P: np.ndarray, copies: int) -> tuple[list[str], np.ndarray]:
-    # The baseline fits 0/1 targets only; soft targets are approximated by repeating each row `copies`
-    # times with copy r positive iff p > (r + 0.5) / copies (the expected label equals p, quantised).
-    cut = (np.arange(copies) + 0.5) / copies
-    Y = (P[:, None, :] > cut[None, :, None]).astype(int).reshape(len(texts) * copies, P.shape[1])
-    return [t for t in texts for _ in range(copies)], Y
-
-
 def distill(config: DistillConfig, *, progress: bool = True) -> dict[str, Any]:
     """Train, threshold, evaluate and save a student (see the module docstring). Returns the report."""
     from hf_spamguard.baseline import BaselineClassifier, BaselineTrainingArguments, FeaturizerConfig
@@ -316,15 +302,13 @@ def distill(config: DistillConfig, *, progress: bool = True) -> dict[str, Any]:
     Y = (P_teacher >= config.hard_threshold).astype(int)
     train, val, test = multilabel_split(Y, [config.validation_size, config.test_size], seed=config.seed)
     texts = student_texts(df)
-    tr_texts = [texts[i] for i in train]
-    if config.soft:
-        fit_texts, fit_Y = _soft_expand(tr_texts, P_teacher[train], config.soft_copies)
-    else:
-        fit_texts, fit_Y = tr_texts, Y[train]
+    fit_texts = [texts[i] for i in train]
+    # soft: the teacher's probabilities are the targets (the baseline fits the exact soft cross-entropy)
+    fit_Y = P_teacher[train] if config.soft else Y[train]
     # A label the teacher never (or always) sets in train cannot have a classifier head: predict its
     # training rate as a constant, and say so in the report.
-    pos = fit_Y.sum(axis=0)
-    trainable = [n for j, n in enumerate(names) if 2 <= pos[j] <= len(fit_Y) - 2]
+    pos = Y[train].sum(axis=0)
+    trainable = [n for j, n in enumerate(names) if 2 <= pos[j] <= len(train) - 2]
     constants = {n: float(P_teacher[train, j].mean()) for j, n in enumerate(names) if n not in trainable}
     classifier = None
     if trainable:
@@ -343,7 +327,7 @@ def distill(config: DistillConfig, *, progress: bool = True) -> dict[str, Any]:
     selection = select_label_thresholds(Y[val], P_val, names, config.target_precision)
     student.thresholds = {n: float(selection[n]) for n in names}
     notes = list(getattr(selection, "notes", [])) + [
-        f"{n}: the teacher sets it in {int(pos[names.index(n)])} of {len(fit_Y)} training rows; predicted as a constant {p:.3f}"
+        f"{n}: the teacher sets it in {int(pos[names.index(n)])} of {len(train)} training rows; predicted as a constant {p:.3f}"
         for n, p in constants.items()
     ]
     P_test = student.predict_proba([texts[i] for i in test], n_jobs=None)
