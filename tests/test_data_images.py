@@ -246,7 +246,7 @@ def test_killed_write_leaves_no_partial_image(server, tmp_path: Path, monkeypatc
     def killed(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("hf_spamguard.data._atomic.os.replace", killed)
+    monkeypatch.setattr("hf_spamguard.atomic.os.replace", killed)
     with pytest.raises(KeyboardInterrupt):
         fetch_image(url, tmp_path, retries=0)
     monkeypatch.undo()

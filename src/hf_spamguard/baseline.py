@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +29,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from hf_spamguard.atomic import atomic_write_bytes
 from hf_spamguard.policy import Thresholds, as_thresholds, decide
 from hf_spamguard.verdict import make_verdict
 
@@ -1194,8 +1194,8 @@ class BaselineClassifier:
             "intercept": self.intercept_,
             "calibration": self.calibration_,
         }
-        _atomic_write_bytes(directory / MODEL_FILE, sio.dumps(state))
-        _atomic_write_bytes(
+        atomic_write_bytes(directory / MODEL_FILE, sio.dumps(state))
+        atomic_write_bytes(
             directory / CONFIG_FILE, (json.dumps(self.config_dict(), indent=2, default=float) + "\n").encode()
         )
         if self.policy is not None:
@@ -1241,17 +1241,6 @@ class BaselineClassifier:
         if self.coef_.shape != (len(self.head_names), self.featurizer.n_features):
             raise ValueError(f"{model_path}: weights of shape {self.coef_.shape} do not match the config")
         return self
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def is_baseline_folder(directory: str | os.PathLike[str]) -> bool:

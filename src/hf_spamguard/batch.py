@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hf_spamguard.atomic import atomic_path, atomic_write_json, atomic_write_text, stale_temp_files
 from hf_spamguard.data.reviews import count_reviews, input_fingerprint, iter_reviews, student_texts
 from hf_spamguard.distill import Student, load_student
 
@@ -130,12 +131,8 @@ def _part_table(student: Student, chunk: pd.DataFrame, probs: np.ndarray, k_exam
 def _write_atomic(path: Path, table: Any) -> None:
     import pyarrow.parquet as pq
 
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        pq.write_table(table, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    with atomic_path(path, durable=True) as tmp:
+        pq.write_table(table, tmp)
 
 
 def _model_fingerprint(model_dir: Path) -> str:
@@ -203,10 +200,8 @@ def score_reviews(
                     f"({old.get(key)!r} vs {value!r}); re-run it with the same settings or delete {parts}"
                 )
     else:
-        tmp = manifest.with_name(f".{MANIFEST_FILE}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(identity, indent=1), encoding="utf-8")
-        os.replace(tmp, manifest)
-    for stale in parts.glob(".*.tmp"):
+        atomic_write_json(manifest, identity, indent=1, durable=True)
+    for stale in stale_temp_files(parts):
         stale.unlink(missing_ok=True)
     # Parts are written in order, so the done ones are 0..k-1; anything after a gap is rewritten.
     done = 0
@@ -265,31 +260,24 @@ def score_reviews(
     # Assemble: stream every part into one file (a row group each), atomically, then drop the parts.
     files = sorted(parts.glob("part-*.parquet"))
     summaries = []
-    tmp_out = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     writer = None
-    try:
-        with open(tmp_out, "wb") as fh:
-            for f in files:
-                pf = pq.ParquetFile(f)
-                summaries.append(json.loads(pf.schema_arrow.metadata[b"spamguard"]))
-                table = pf.read().replace_schema_metadata(None)
-                if writer is None:
-                    writer = pq.ParquetWriter(fh, table.schema)
-                writer.write_table(table)
-            if writer is None:  # empty input: still a valid, empty file
-                import pyarrow as pa
+    with atomic_path(out, durable=True) as tmp_out, open(tmp_out, "wb") as fh:
+        for f in files:
+            pf = pq.ParquetFile(f)
+            summaries.append(json.loads(pf.schema_arrow.metadata[b"spamguard"]))
+            table = pf.read().replace_schema_metadata(None)
+            if writer is None:
+                writer = pq.ParquetWriter(fh, table.schema)
+            writer.write_table(table)
+        if writer is None:  # empty input: still a valid, empty file
+            import pyarrow as pa
 
-                empty = _part_table(
-                    student, pd.DataFrame({"id": [], "text": [], "error": []}), np.zeros((0, len(names))), 0
-                )
-                writer = pq.ParquetWriter(fh, empty.schema.remove_metadata())
-                writer.write_table(pa.Table.from_batches([], schema=empty.schema.remove_metadata()))
-            writer.close()
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp_out, out)
-    finally:
-        tmp_out.unlink(missing_ok=True)
+            empty = _part_table(
+                student, pd.DataFrame({"id": [], "text": [], "error": []}), np.zeros((0, len(names))), 0
+            )
+            writer = pq.ParquetWriter(fh, empty.schema.remove_metadata())
+            writer.write_table(pa.Table.from_batches([], schema=empty.schema.remove_metadata()))
+        writer.close()
     shutil.rmtree(parts, ignore_errors=True)
     stats = _merge_summaries(summaries, names, examples_per_label)
     report_path = None
@@ -365,7 +353,4 @@ def write_score_report(
 <h2>Most confident examples per label</h2>{"".join(sections)}
 </body></html>
 """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, page)

@@ -13,10 +13,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+from hf_spamguard.atomic import atomic_write_text
 
 # Used in usage snippets when the card is rendered before the repo id is known; ``hub.py`` swaps it
 # for the real repo id when it assembles the folder for upload.
@@ -96,21 +97,6 @@ def _render(template: str, card_data: Any, **kwargs: Any) -> str:
     values = card_data.to_dict().copy()
     values.update(kwargs)
     return tpl.render(card_data=card_data.to_yaml(), **values).rstrip() + "\n"
-
-
-def atomic_write_text(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace`` (never a half-written card)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def format_value(value: Any) -> str:

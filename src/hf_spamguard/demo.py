@@ -20,8 +20,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hf_spamguard.atomic import atomic_write_text
 from hf_spamguard.cards import (
-    atomic_write_text,
     flatten_metrics,
     render_baseline_card,
     render_dataset_card,

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hf_spamguard.atomic import atomic_path, atomic_write_json, atomic_write_text
 from hf_spamguard.data.reviews import student_texts
 from hf_spamguard.verdict import TAXONOMY_PRESETS, Taxonomy, load_taxonomy, make_label_verdict, parse_taxonomy
 
@@ -220,9 +221,7 @@ def load_student(directory: str | os.PathLike[str]) -> Student:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=float, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_json(path, obj, default=float, ensure_ascii=False)
 
 
 def _taxonomy_of(labels_source: Path, df: pd.DataFrame, override: str | None) -> Taxonomy:
@@ -360,9 +359,8 @@ def distill(config: DistillConfig, *, progress: bool = True) -> dict[str, Any]:
         )
         err = err.sort_values("gap", ascending=False, kind="stable").head(config.max_errors)
         target = errors_dir / f"{name}.csv"
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        err.to_csv(tmp, index=False)
-        os.replace(tmp, target)
+        with atomic_path(target) as tmp:
+            err.to_csv(tmp, index=False)
         error_files[name] = {"file": f"errors/{name}.csv", "rows": int(len(err))}
     student.info = {
         "trained_on": str(path),
@@ -390,9 +388,7 @@ def distill(config: DistillConfig, *, progress: bool = True) -> dict[str, Any]:
         "error_files": error_files,
     }
     _write_json(out / "distill_report.json", report)
-    tmp = out / f".distill_report.md.{os.getpid()}.tmp"
-    tmp.write_text(_report_markdown(report, names), encoding="utf-8")
-    os.replace(tmp, out / "distill_report.md")
+    atomic_write_text(out / "distill_report.md", _report_markdown(report, names))
     _write_card(out, report, names, source, config)
     return report
 

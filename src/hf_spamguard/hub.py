@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hf_spamguard.atomic import atomic_write_text
 from hf_spamguard.cards import (
     CARD_FILE,
     REPO_PLACEHOLDER,
-    atomic_write_text,
     find_eval_results,
     model_card_facts,
     render_baseline_card,

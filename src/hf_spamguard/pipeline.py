@@ -19,11 +19,12 @@ import json
 import os
 import re
 import sys
-import tempfile
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from hf_spamguard.atomic import atomic_write_text
 
 __all__ = [
     "CALIBRATION_FILE",
@@ -63,19 +64,6 @@ def _read_json(path: Path) -> dict[str, Any] | None:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: not valid JSON ({err})") from err
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _normalise_input(item: Any) -> tuple[Any, Any]:
@@ -398,7 +386,7 @@ def save_calibration(model_dir: str | os.PathLike, temperature: float) -> Path:
     if not float(temperature) > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
     path = Path(model_dir) / CALIBRATION_FILE
-    _atomic_write_text(path, json.dumps({"temperature": float(temperature)}, indent=2) + "\n")
+    atomic_write_text(path, json.dumps({"temperature": float(temperature)}, indent=2) + "\n")
     return path
 
 
@@ -459,7 +447,7 @@ def save_pipeline_files(folder: str | os.PathLike) -> Path:
     if not folder.is_dir():
         raise FileNotFoundError(f"model folder not found: {folder}")
     for name, source in _remote_sources().items():
-        _atomic_write_text(folder / name, source)
+        atomic_write_text(folder / name, source)
     config_path = folder / "config.json"
     config = _read_json(config_path)
     if config is None:
@@ -480,5 +468,5 @@ def save_pipeline_files(folder: str | os.PathLike) -> Path:
         "tf": [],
         "type": "multimodal",
     }
-    _atomic_write_text(config_path, json.dumps(config, indent=2, sort_keys=True) + "\n")
+    atomic_write_text(config_path, json.dumps(config, indent=2, sort_keys=True) + "\n")
     return folder

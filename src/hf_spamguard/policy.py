@@ -84,6 +84,8 @@ class Thresholds:
         if extra:
             payload.update({k: v for k, v in extra.items() if k not in payload})
         target = directory / POLICY_FILE
+        # not hf_spamguard.atomic: this module is copied verbatim into metric Spaces and imports nothing
+        # from the package
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".policy.", suffix=".tmp")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:

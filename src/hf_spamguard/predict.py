@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hf_spamguard.atomic import atomic_path
 from hf_spamguard.verdict import validate_verdict
 
 
@@ -136,31 +136,25 @@ def predict_to_jsonl(
     scorer = _verdicts_baseline if kind == "baseline" else _verdicts_vlm
     counts: dict[str, int] = {}
     n = 0
-    fd, tmp = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            for i, (row, verdict) in enumerate(
-                tqdm(
-                    scorer(Path(model_dir), ds, batch_size, reason),
-                    total=len(ds),
-                    desc="predict",
-                    leave=False,
-                )
-            ):
-                validate_verdict(verdict)
-                record: dict[str, Any] = {"id": row.get("product_id", str(i))}
-                record.update(verdict)
-                label = _label_of(row)
-                if label is not None:
-                    record["label"] = label
-                fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-                n += 1
-                if "decision" in verdict:
-                    counts[verdict["decision"]] = counts.get(verdict["decision"], 0) + 1
-        os.replace(tmp, out_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(out_path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        for i, (row, verdict) in enumerate(
+            tqdm(
+                scorer(Path(model_dir), ds, batch_size, reason),
+                total=len(ds),
+                desc="predict",
+                leave=False,
+            )
+        ):
+            validate_verdict(verdict)
+            record: dict[str, Any] = {"id": row.get("product_id", str(i))}
+            record.update(verdict)
+            label = _label_of(row)
+            if label is not None:
+                record["label"] = label
+            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+            n += 1
+            if "decision" in verdict:
+                counts[verdict["decision"]] = counts.get(verdict["decision"], 0) + 1
     return PredictionSummary(out=out_path, n=n, model_kind=kind, decisions=counts)
 
 

@@ -14,11 +14,11 @@ import io
 import json
 import math
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from hf_spamguard.atomic import atomic_write_json
 from hf_spamguard.verdict import clean_reason
 
 __all__ = [
@@ -101,14 +101,7 @@ class PromptConfig:
 
     def save(self, directory: str | os.PathLike) -> Path:
         """Write ``prompt_config.json`` into ``directory`` (atomically); the pipeline reads it back."""
-        path = Path(directory) / PROMPT_CONFIG_FILE
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(self.to_dict(), fh, indent=2)
-            fh.write("\n")
-        os.replace(tmp, path)
-        return path
+        return atomic_write_json(Path(directory) / PROMPT_CONFIG_FILE, self.to_dict())
 
     @classmethod
     def load(cls, directory: str | os.PathLike) -> PromptConfig:

@@ -9,15 +9,14 @@ from the data is HTML-escaped.
 from __future__ import annotations
 
 import html
-import json
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from hf_spamguard.atomic import atomic_path, atomic_write_json, atomic_write_text
 from hf_spamguard.policy import (
     Thresholds,
     as_thresholds,
@@ -33,17 +32,6 @@ OUTCOMES = (
     ("true_positive", "True positives — spam caught"),
     ("true_negative", "True negatives — legitimate listings kept"),
 )
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _infer_thresholds(rows: list[dict[str, Any]]) -> Thresholds | None:
@@ -115,14 +103,8 @@ def _plot_reliability(labels: np.ndarray, conf: np.ndarray, path: Path, n_bins: 
 
 
 def _save_fig(fig: Any, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _dataset_lookup(dataset: Any, split: str | None) -> dict[str, dict[str, Any]]:
@@ -240,7 +222,7 @@ def write_report(
     metrics["notes"] = notes
     metrics["n_unlabelled"] = len(rows) - len(labelled)
     metrics["reliability"] = reliability_curve(y, conf)
-    _atomic_write(out / "metrics.json", (json.dumps(metrics, indent=2) + "\n").encode())
+    atomic_write_json(out / "metrics.json", metrics)
     _plot_sweep(y, conf, th, out / "threshold_sweep.png")
     _plot_reliability(y, conf, out / "reliability.png")
 
@@ -295,7 +277,7 @@ def write_report(
         + '<p><img src="threshold_sweep.png" alt="threshold sweep"> '
         '<img src="reliability.png" alt="reliability diagram"></p>' + "".join(sections) + "</body></html>"
     )
-    _atomic_write(out / "gallery.html", page.encode("utf-8"))
+    atomic_write_text(out / "gallery.html", page)
     return metrics
 
 

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hf_spamguard.atomic import atomic_path, atomic_write_json
 from hf_spamguard.data.reviews import count_reviews, input_fingerprint, iter_reviews, unlabellable_reason
 from hf_spamguard.prompts import (
     REVIEW_RATIONALE_PREFIX,
@@ -458,37 +459,11 @@ def _shard_schema(label_names: Sequence[str]) -> Any:
     )
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
 def _write_table_atomic(path: Path, table: Any) -> None:
     import pyarrow.parquet as pq
 
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        pq.write_table(table, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    with atomic_path(path, durable=True) as tmp:
+        pq.write_table(table, tmp)
 
 
 def read_manifest(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
@@ -564,7 +539,7 @@ def _write_manifest(
         "shards": {_shard_name(k): shards[k] for k in sorted(shards)},
         **extra,
     }
-    _atomic_write_bytes(out_dir / MANIFEST_FILE, json.dumps(manifest, indent=1, ensure_ascii=False).encode())
+    atomic_write_json(out_dir / MANIFEST_FILE, manifest, indent=1, ensure_ascii=False, durable=True)
 
 
 def _env_int(names: tuple[str, ...]) -> int | None:
@@ -773,11 +748,10 @@ def merge_shards(out_dir: str | os.PathLike[str]) -> Path:
             f"{out}: {len(missing)} shard(s) not labelled yet (first: {missing[0]}); run the labelling again"
         )
     path = out / LABELS_FILE
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     expected = 0
     counts = {"labelled": 0, "unlabellable": 0}
     positives = dict.fromkeys(names, 0)
-    with open(tmp, "wb") as fh, pq.ParquetWriter(fh, _shard_schema(names)) as writer:
+    with atomic_path(path, durable=True) as tmp, pq.ParquetWriter(tmp, _shard_schema(names)) as writer:
         for p in paths:
             table = pq.read_table(p).replace_schema_metadata(None)
             rows = table.column("row").to_numpy()
@@ -793,12 +767,8 @@ def merge_shards(out_dir: str | os.PathLike[str]) -> Path:
                 col = table.column(f"p_{name}").to_numpy(zero_copy_only=False)
                 positives[name] += int(np.nansum(col >= 0.5))
             writer.write_table(table)
-        fh.flush()
-        os.fsync(fh.fileno())
-    if expected != n_rows:
-        tmp.unlink(missing_ok=True)
-        raise ValueError(f"{out}: shards hold {expected} rows, the manifest says {n_rows}")
-    os.replace(tmp, path)
+        if expected != n_rows:  # raised inside: the temporary file goes, labels.parquet is untouched
+            raise ValueError(f"{out}: shards hold {expected} rows, the manifest says {n_rows}")
     summary = {
         "complete": True,
         "labels_file": LABELS_FILE,
@@ -808,7 +778,7 @@ def merge_shards(out_dir: str | os.PathLike[str]) -> Path:
         },
     }
     manifest.update(summary)
-    _atomic_write_bytes(out / MANIFEST_FILE, json.dumps(manifest, indent=1, ensure_ascii=False).encode())
+    atomic_write_json(out / MANIFEST_FILE, manifest, indent=1, ensure_ascii=False, durable=True)
     return path
 
 

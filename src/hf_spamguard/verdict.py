@@ -185,18 +185,12 @@ class Taxonomy:
 
     def save(self, path: str | Path) -> Path:
         """Write the taxonomy as YAML (atomically), e.g. next to a model that predicts it."""
-        import os
-        import tempfile
-
         import yaml
 
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            yaml.safe_dump(self.to_dict(), fh, sort_keys=False, allow_unicode=True, width=100)
-        os.replace(tmp, path)
-        return path
+        from hf_spamguard.atomic import atomic_write_text
+
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True, width=100)
+        return atomic_write_text(path, text)
 
 
 def parse_taxonomy(obj: Any, source: str = "<taxonomy>") -> Taxonomy:

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hf_spamguard.data._atomic import atomic_write_text, temp_path_for
+from hf_spamguard.atomic import atomic_path, atomic_write_text
 
 if TYPE_CHECKING:
     import datasets
@@ -38,16 +38,10 @@ def _write_parquet(ds: datasets.Dataset, path: Path, batch_size: int = 1000) -> 
 
     schema = ds.features.arrow_schema  # carries the `huggingface` features metadata
     arrow = ds.with_format("arrow")
-    tmp = temp_path_for(path)
-    try:
-        with pq.ParquetWriter(tmp, schema=schema) as writer:
-            for start in range(0, len(ds), batch_size):
-                table = embed_table_storage(arrow[start : start + batch_size])
-                writer.write_table(table.cast(schema))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema=schema) as writer:
+        for start in range(0, len(ds), batch_size):
+            table = embed_table_storage(arrow[start : start + batch_size])
+            writer.write_table(table.cast(schema))
     return path.stat().st_size
 
 

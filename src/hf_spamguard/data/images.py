@@ -38,7 +38,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hf_spamguard.data._atomic import atomic_write_bytes
+from hf_spamguard.atomic import atomic_write_bytes
 
 if TYPE_CHECKING:
     import PIL.Image

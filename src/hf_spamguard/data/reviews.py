@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hf_spamguard.atomic import atomic_path, atomic_write_bytes
 from hf_spamguard.data.tsv import DataValidationError
 
 __all__ = [
@@ -602,11 +603,6 @@ def iter_generated_reviews(n: int, seed: int = 0, chunk_size: int = 50_000) -> I
         yield generate_reviews(min(chunk_size, n - start), seed, start=start)
 
 
-def _atomic_path(path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
-
-
 def write_generated_reviews(
     path: str | os.PathLike[str], n: int = 200, seed: int = 0, *, chunk_size: int = 50_000
 ) -> Path:
@@ -615,32 +611,24 @@ def write_generated_reviews(
     suffix = _suffix(path)
     if suffix not in _TABLE_SUFFIXES:
         raise ValueError(f"{path}: expected a .csv, .tsv or .parquet file name")
-    tmp = _atomic_path(path)
     writer = None
-    try:
-        with open(tmp, "wb") as fh:
-            for k, chunk in enumerate(iter_generated_reviews(n, seed, chunk_size)):
-                chunk = chunk.drop(columns=["error"])
-                if suffix == ".parquet":
-                    import pyarrow as pa
-                    import pyarrow.parquet as pq
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        for k, chunk in enumerate(iter_generated_reviews(n, seed, chunk_size)):
+            chunk = chunk.drop(columns=["error"])
+            if suffix == ".parquet":
+                import pyarrow as pa
+                import pyarrow.parquet as pq
 
-                    table = pa.Table.from_pandas(chunk, preserve_index=False)
-                    if writer is None:
-                        writer = pq.ParquetWriter(fh, table.schema)
-                    writer.write_table(table)
-                else:
-                    fh.write(
-                        chunk.to_csv(
-                            sep="\t" if suffix == ".tsv" else ",", index=False, header=k == 0
-                        ).encode()
-                    )
-            if writer is not None:
-                writer.close()
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+                table = pa.Table.from_pandas(chunk, preserve_index=False)
+                if writer is None:
+                    writer = pq.ParquetWriter(fh, table.schema)
+                writer.write_table(table)
+            else:
+                fh.write(
+                    chunk.to_csv(sep="\t" if suffix == ".tsv" else ",", index=False, header=k == 0).encode()
+                )
+        if writer is not None:
+            writer.close()
     return path
 
 
@@ -681,7 +669,7 @@ def write_generated_google_local(
     # Interleave so that duplicates and bad lines sit in the middle of the file, as in real dumps.
     mid = len(lines) // 2
     body = lines[:mid] + bad + dup + lines[mid:]
-    (out / "review-Demo.json").write_bytes(b"\n".join(body) + b"\n")
+    atomic_write_bytes(out / "review-Demo.json", b"\n".join(body) + b"\n")
     metas = []
     for k, (name, category, _items) in enumerate(_PLACES):
         metas.append(
@@ -696,7 +684,7 @@ def write_generated_google_local(
                 }
             ).encode()
         )
-    (out / "meta-Demo.json").write_bytes(b"\n".join(metas + metas) + b"\n")
+    atomic_write_bytes(out / "meta-Demo.json", b"\n".join(metas + metas) + b"\n")
     return out
 
 

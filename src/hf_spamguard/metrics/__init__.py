@@ -12,8 +12,9 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
+
+from hf_spamguard.atomic import atomic_write_text
 
 _HERE = Path(__file__).resolve().parent
 _POLICY_SOURCE = _HERE.parent / "policy.py"
@@ -84,14 +85,7 @@ def export_space(name: str, out_dir: str | os.PathLike[str]) -> Path:
         "requirements.txt": _REQUIREMENTS,
     }
     for filename, text in files.items():
-        fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{filename}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-            os.replace(tmp, out / filename)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_text(out / filename, text)
     # stale byte-code of an earlier export would shadow nothing, but keep the folder clean
     shutil.rmtree(out / "__pycache__", ignore_errors=True)
     return out

@@ -12,7 +12,6 @@ import logging
 import math
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -21,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from hf_spamguard.atomic import atomic_write_json
 from hf_spamguard.training.args import PROJECT_DEFAULTS, ProjectArgs, cuda_available, device_defaults
 
 logger = logging.getLogger("hf_spamguard.training")
@@ -190,18 +190,6 @@ def make_reasons(
 # --------------------------------------------------------------------------------------------------
 
 
-def _atomic_write_json(path: Path, payload: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(payload, fh, indent=2, default=str)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _jsonable(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
@@ -221,7 +209,7 @@ def _fix_adapter_base(folder: Path, base: str) -> None:
         return
     cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
     cfg["base_model_name_or_path"] = str(Path(base).resolve()) if os.path.isdir(base) else base
-    _atomic_write_json(cfg_path, cfg)
+    atomic_write_json(cfg_path, cfg, default=str)
 
 
 def ensure_tiny_model(path: str, sft_args: Any) -> None:
@@ -287,14 +275,16 @@ def write_model_folder(
 
         dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float32
         merge_adapter(weights_dir, final_dir, dtype=dtype)
-    _atomic_write_json(final_dir / "training_args.json", json.loads(sft_args.to_json_string()))
+    atomic_write_json(final_dir / "training_args.json", json.loads(sft_args.to_json_string()), default=str)
     save_calibration(final_dir, temperature)
     # Inference must build prompts exactly as training did (image budget, text budget).
     prompt_config.save(final_dir)
     selection.save(final_dir)
     if not (final_dir / "adapter_config.json").is_file():
         save_pipeline_files(final_dir)
-    _atomic_write_json(final_dir / SUMMARY_FILE, _jsonable({**summary, "eval_metrics": eval_metrics}))
+    atomic_write_json(
+        final_dir / SUMMARY_FILE, _jsonable({**summary, "eval_metrics": eval_metrics}), default=str
+    )
     write_model_card(final_dir, sft_args=sft_args, repo_id=repo_id)
     return final_dir
 
