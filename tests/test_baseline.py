@@ -117,6 +117,29 @@ def test_untrusted_types_are_refused(model, tmp_path):
         BaselineClassifier.from_pretrained(tmp_path)
 
 
+@pytest.mark.parametrize(
+    "extra,name",
+    [
+        # all three are trusted by skops' defaults, so get_untrusted_types() alone would let them through
+        (lambda: __import__("sklearn.linear_model").linear_model.LogisticRegression(), "LogisticRegression"),
+        (lambda: np.add, "add"),
+        (lambda: np.float32(1.5), "float32"),
+    ],
+)
+def test_types_skops_trusts_by_default_are_refused_too(model, tmp_path, extra, name):
+    import skops.io as sio
+
+    model.save_pretrained(tmp_path)
+    state = sio.load(tmp_path / "model.skops", trusted=None)
+    state["extra"] = extra()
+    (tmp_path / "model.skops").write_bytes(sio.dumps(state))
+    with pytest.raises(UntrustedModelError, match=name):
+        BaselineClassifier.from_pretrained(tmp_path)
+    (tmp_path / "model.skops").write_bytes(b"not a zip")
+    with pytest.raises(UntrustedModelError, match="not a readable skops file"):
+        BaselineClassifier.from_pretrained(tmp_path)
+
+
 def test_from_pretrained_rejects_other_folders(tmp_path):
     (tmp_path / "config.json").write_text('{"model_type": "qwen3_vl"}')
     with pytest.raises(ValueError, match="model_type"):

@@ -23,6 +23,7 @@ def test_help_for_every_command() -> None:
         assert result.exit_code == 0, result.output
         assert "Usage" in result.output
     assert "--fetch-images" in runner.invoke(app, ["dataset", "build", "--help"]).output
+    assert "--force" in runner.invoke(app, ["dataset", "build", "--help"]).output
     assert "--repo-id" in runner.invoke(app, ["dataset", "push", "--help"]).output
 
 
@@ -154,3 +155,49 @@ def test_push_refuses_a_folder_that_is_not_a_built_dataset(tmp_path: Path) -> No
     assert result.exit_code == 1 and "not a built dataset" in result.output
     result = runner.invoke(app, ["dataset", "push", str(tmp_path / "nope"), "--repo-id", "org/name"])
     assert result.exit_code == 1 and "no such folder" in result.output
+
+
+def test_push_failure_is_one_line_not_a_traceback(demo_dataset_dir: Path) -> None:
+    # No mock: huggingface_hub's own offline mode refuses the request, as it would on a machine
+    # without the Hub; the command must say so in one line with a hint.
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(demo_dataset_dir.parent / "hf_home")}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hf_spamguard",
+            "dataset",
+            "push",
+            str(demo_dataset_dir),
+            "--repo-id",
+            "org/x",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert "upload of the dataset to org/x failed" in proc.stderr
+    assert "unset HF_HUB_OFFLINE" in proc.stderr
+
+
+def test_build_force_rebuilds_instead_of_reusing_the_cache(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    args = ["dataset", "build", "--train", "{train}", "--out", "{out}", "--cache-dir", str(cache)]
+    train = tmp_path / "train.tsv"
+    rows = "".join(
+        f"{i}\t{i}\t\tlisting number {i} tags: a b c\t{i % 2}\t{1 - i % 2}\t{i % 2}\n" for i in range(40)
+    )
+    train.write_text(HEADER + rows)
+
+    def build(out: Path, *extra: str) -> dict[str, int]:
+        result = runner.invoke(app, [a.format(train=train, out=out) for a in args] + list(extra))
+        assert result.exit_code == 0, result.output
+        return {str(p): p.stat().st_mtime_ns for p in cache.rglob("*.arrow")}
+
+    first = build(tmp_path / "a")
+    assert first and build(tmp_path / "b") == first  # reused: the Arrow files are not rewritten
+    again = build(tmp_path / "c", "--force")
+    assert set(again) == set(first) and all(again[k] != first[k] for k in first)  # regenerated

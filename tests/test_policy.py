@@ -110,6 +110,11 @@ def test_select_unreachable_precision_demotes_nothing():
     assert evaluate_policy(y, conf, sel.thresholds)["actions"]["demote"]["count"] == 0
     # review then takes all spam: lowest spam at 0.6
     assert sel.review == 0.6
+    # confidence exactly 1.0 cannot be kept out by a threshold in [0, 1]: the notes say so
+    conf[1] = 1.0
+    sel = select_thresholds(y, conf, target_demote_precision=0.98, review_budget=1.0)
+    assert sel.demote == 1.0
+    assert any("1 validation item(s) have confidence exactly 1.0" in note for note in sel.notes)
 
 
 def test_select_when_demote_alone_reaches_recall():

@@ -1219,13 +1219,13 @@ class BaselineClassifier:
         model_path = directory / MODEL_FILE
         if not model_path.is_file():
             raise FileNotFoundError(f"{model_path} is missing")
-        untrusted = [t for t in sio.get_untrusted_types(file=model_path) if t not in TRUSTED_TYPES]
+        present = skops_types(model_path)
+        untrusted = sorted(present - set(TRUSTED_TYPES))
         if untrusted:
             raise UntrustedModelError(
                 f"{model_path} contains types that are not trusted: {untrusted}; refusing to load"
             )
-        present = sorted(set(TRUSTED_TYPES) & set(sio.get_untrusted_types(file=model_path)))
-        state = sio.load(model_path, trusted=present or None)
+        state = sio.load(model_path, trusted=sorted(present))
         fcfg = dict(config["featurizer"])
         fcfg["char_ngrams"] = tuple(fcfg.get("char_ngrams", ()))
         labels = None if config.get("task") == "binary" else list(config["labels"])
@@ -1241,6 +1241,33 @@ class BaselineClassifier:
         if self.coef_.shape != (len(self.head_names), self.featurizer.n_features):
             raise ValueError(f"{model_path}: weights of shape {self.coef_.shape} do not match the config")
         return self
+
+
+def skops_types(path: str | os.PathLike[str]) -> set[str]:
+    """Every type a skops file would instantiate (``module.Class``), read from its ``schema.json``.
+
+    ``skops.io.get_untrusted_types`` lists only the types skops does not trust by default, and skops
+    trusts e.g. scikit-learn estimators and NumPy functions; a model that holds nothing but arrays and
+    built-ins must refuse those too, so the whole tree is checked against :data:`TRUSTED_TYPES`.
+    """
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            schema = json.loads(archive.read("schema.json"))
+    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError) as err:
+        raise UntrustedModelError(f"{path}: not a readable skops file ({err})") from err
+    types: set[str] = set()
+    todo: list[Any] = [schema]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, dict):
+            if "__class__" in node or "__module__" in node:
+                types.add(f"{node.get('__module__')}.{node.get('__class__')}")
+            todo.extend(node.values())
+        elif isinstance(node, list):
+            todo.extend(node)
+    return types
 
 
 def is_baseline_folder(directory: str | os.PathLike[str]) -> bool:

@@ -502,8 +502,13 @@ def select_thresholds(
         notes.append(
             f"demote precision target {target_demote_precision:.3f} is not reachable on this data (best "
             f"{precision[best]:.3f} at threshold {values[best]:.4f}); demote threshold set to 1.0 so that "
-            "nothing is demoted automatically — route flagged items to review instead"
+            "only items at confidence exactly 1.0 are demoted automatically — route flagged items to "
+            "review instead"
         )
+        if n_demoted:
+            notes.append(
+                f"{n_demoted} validation item(s) have confidence exactly 1.0 and would still be demoted"
+            )
 
     # review: candidates are the group values <= demote (descending), flagged = conf >= value
     cand = np.flatnonzero(values <= demote)

@@ -35,3 +35,11 @@ def user_errors(func: F) -> F:
             raise UserError(str(exc) if not isinstance(exc, KeyError) else f"missing key {exc}") from exc
 
     return wrapper  # type: ignore[return-value]
+
+
+def hub_failure(what: str, repo_id: str | None, exc: OSError) -> UserError:
+    """One line for a failed upload (``HfHubHTTPError``, ``OfflineModeIsEnabled``, connection errors are
+    all ``OSError``s), with a hint when offline mode is what stopped it."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    hint = " (unset HF_HUB_OFFLINE to upload)" if "offline" in first.lower() else ""
+    return UserError(f"upload of the {what} to {repo_id} failed: {first}{hint}")

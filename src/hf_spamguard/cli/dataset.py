@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from hf_spamguard.cli._common import UserError, user_errors
+from hf_spamguard.cli._common import UserError, hub_failure, user_errors
 
 
 @user_errors
@@ -40,6 +40,14 @@ def build(
     cache_dir: Annotated[
         Path | None, typer.Option(help="datasets cache (default: HF_DATASETS_CACHE); images under it.")
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Rebuild even when the datasets cache holds this build, e.g. to retry failed image "
+            "downloads (images already fetched stay cached).",
+        ),
+    ] = False,
 ) -> None:
     """Validate listing TSV(s), attach images and write Parquet + dataset card to --out.
 
@@ -72,6 +80,7 @@ def build(
                 cache_dir=cache_dir,
                 max_workers=max_workers,
                 image_timeout=timeout,
+                force=force,
             )
         save_dataset(dd, out)
     report = dd.build_report
@@ -93,7 +102,12 @@ def push(
     """Upload a built dataset folder to the Hugging Face Hub (create_repo + upload_folder)."""
     from hf_spamguard.data import push_dataset
 
-    url = push_dataset(folder, repo_id, private=private, token=token)
+    try:
+        url = push_dataset(folder, repo_id, private=private, token=token)
+    except OSError as exc:  # HfHubHTTPError, OfflineModeIsEnabled, connection errors
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise hub_failure("dataset", repo_id, exc) from exc
     typer.echo(f"pushed {folder} to https://huggingface.co/datasets/{repo_id} ({url})")
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from hf_spamguard.cli._common import UserError, user_errors
+from hf_spamguard.cli._common import UserError, hub_failure, user_errors
 
 
 def register(app: typer.Typer) -> None:
@@ -47,9 +47,7 @@ def register(app: typer.Typer) -> None:
         except OSError as exc:  # HfHubHTTPError, OfflineModeIsEnabled, connection errors
             if isinstance(exc, FileNotFoundError):
                 raise
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            hint = " (unset HF_HUB_OFFLINE to upload)" if "offline" in first.lower() else ""
-            raise UserError(f"upload of the {kind} to {repo_id} failed: {first}{hint}") from exc
+            raise hub_failure(kind, repo_id, exc) from exc
         for note in result.notes:
             typer.echo(f"Note: {note}")
         if result.url:
