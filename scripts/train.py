@@ -13,7 +13,13 @@ from __future__ import annotations
 
 import sys
 
-from hf_spamguard.training import main
-
 if __name__ == "__main__":
+    # Before anything imports transformers / trl: Unsloth's patches only reach classes created after it
+    # is imported (a no-op unless --backend unsloth runs on CUDA).
+    from hf_spamguard.training.backends import preimport_unsloth
+
+    preimport_unsloth(sys.argv[1:])
+
+    from hf_spamguard.training import main
+
     main(sys.argv[1:])

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -56,3 +61,64 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from hf_spamguard.testing import build_tiny_qwen3_vl
 
     return build_tiny_qwen3_vl(tmp_path_factory.mktemp("tiny_qwen3_vl"))
+
+
+def _teacher_like_labels(n: int, seed: int) -> Any:
+    """Teacher output for the generated reviews: confident, slightly noisy probabilities of the truth."""
+    import numpy as np
+
+    from hf_spamguard.data.reviews import GENERATED_LABELS, generate_reviews
+
+    df = generate_reviews(n, seed=seed).drop(columns=["error"])
+    rng = np.random.default_rng(seed)
+    for name in GENERATED_LABELS:
+        truth = df.pop(f"true_{name}").to_numpy()
+        df[f"p_{name}"] = np.clip(np.where(truth, 0.9, 0.08) + rng.normal(0, 0.05, n), 0.001, 0.999)
+    df["status"] = "labelled"
+    return df
+
+
+@pytest.fixture(scope="session")
+def teacher_like_labels() -> Callable[[int, int], Any]:
+    """``make(n, seed)`` → a labels DataFrame shaped like ``spamguard label`` output (no teacher run)."""
+    return _teacher_like_labels
+
+
+@pytest.fixture(scope="session")
+def review_labels_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("labels") / "labels.parquet"
+    _teacher_like_labels(700, seed=4).to_parquet(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def review_student_dir(review_labels_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A review-moderation student distilled (fast settings) from :func:`review_labels_file`, with its
+    card, distill report and errors/*.csv."""
+    from hf_spamguard.distill import DistillConfig, distill
+
+    out = tmp_path_factory.mktemp("student")
+    config = DistillConfig(labels=str(review_labels_file), out=str(out), taxonomy="reviews", Cs=(1.0,), cv=2)
+    distill(config, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def sigkill_when() -> Callable[..., None]:
+    """``sigkill_when(cmd, ready, what)``: start ``cmd``, SIGKILL it as soon as ``ready()`` is true, and
+    fail the test if it exits on its own first (then the kill would test nothing)."""
+
+    def run(cmd: list[str], ready: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline and not ready():
+                if proc.poll() is not None:
+                    pytest.fail(f"{what} exited early: {proc.stderr.read().decode()[-2000:]}")
+                time.sleep(0.005)
+            proc.send_signal(signal.SIGKILL)
+        finally:
+            proc.wait()
+        assert proc.returncode == -signal.SIGKILL, f"{what} was not killed (exit code {proc.returncode})"
+
+    return run

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -175,15 +176,23 @@ def test_baseline_and_student_cards(tmp_path: Path) -> None:
         round(results["macro_f1"], 4)
     )
     assert "sio.load(" in card.text and "trusted=" in card.text
+    # the binary baseline's own API, command and files, none of the student's
+    assert "from hf_spamguard.baseline import BaselineClassifier" in card.text
+    assert '"is_spam": true' in card.text and "spamguard predict --model" in card.text
+    assert "`policy.json`" in card.text and "listing" in card.text
+    for student_only in ("load_student", "spamguard score", "student.json", "teacher"):
+        assert student_only not in card.text, student_only
 
     student = tmp_path / "student"
+    names = ["advertisement", "irrelevant", "rant_without_visit", "spam"]
     cards.render_baseline_card(
         student,
-        labels=["advertisement", "irrelevant", "rant_without_visit", "spam"],
+        labels=names,
         label_thresholds={"advertisement": 0.61, "irrelevant": 0.42, "rant_without_visit": 0.5, "spam": 0.7},
         eval_results={"advertisement": {"f1": 0.81}, "spam": {"f1": 0.66}, "macro_f1": 0.7},
         teacher="google/gemma-3-12b-it",
         target_precision=0.9,
+        repo_id="org/review-student",
     )
     card = ModelCard.load(student / "README.md")
     assert "multi-label" in card.data.tags
@@ -191,6 +200,31 @@ def test_baseline_and_student_cards(tmp_path: Path) -> None:
     assert index == {"macro_f1": 0.7, "advertisement_f1": 0.81, "spam_f1": 0.66}
     assert "| `irrelevant` | 0.4200 |" in card.text
     assert "distilled from the teacher `google/gemma-3-12b-it`" in card.text
+    # the student's API, verdict format, command and files, none of the listing baseline's
+    assert "from hf_spamguard.distill import load_student" in card.text
+    assert 'load_student("org/review-student")' in card.text
+    assert "spamguard score --model student --input" in card.text
+    assert "hf download org/review-student --local-dir student" in card.text
+    for name in ("`model.skops`", "`config.json`", "`student.json`", "`taxonomy.yaml`"):
+        assert name in card.text, name
+    for binary_only in ("BaselineClassifier", "is_spam", "spamguard predict", "policy.json"):
+        assert binary_only not in card.text, binary_only
+    assert "listing" not in card.text.lower()  # review wording throughout, no listing-only limitations
+    example = next(line for line in card.text.splitlines() if line.startswith("# [{"))
+    [verdict] = json.loads(example[2:])
+    assert list(verdict) == ["labels", "flags", "reason"] and list(verdict["labels"]) == names
+    assert verdict["flags"] == ["advertisement"]  # 0.97 >= 0.61; the others at 0.02 are below threshold
+
+    # Labels given as a bare Parquet file: no manifest, so the teacher is unknown and the card says so.
+    unknown = tmp_path / "unknown_teacher"
+    cards.render_baseline_card(unknown, labels=names, student=True)
+    text = (unknown / "README.md").read_text()
+    assert "teacher not recorded" in text and "trained on labelled data" not in text
+    assert "distilled from the teacher `" not in text
+    # a teacher given as a local folder is named, not its path on the labelling machine
+    cards.render_baseline_card(unknown, labels=names, teacher="/data/runs/qwen3-teacher")
+    text = (unknown / "README.md").read_text()
+    assert "distilled from the teacher `qwen3-teacher` (local)" in text and "/data/runs" not in text
 
 
 def test_dataset_card_keeps_the_loading_config(demo_dataset_dir: Path, tmp_path: Path) -> None:

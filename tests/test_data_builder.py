@@ -11,6 +11,7 @@ import pytest
 import yaml
 from PIL import Image
 
+from hf_spamguard.cards import render_dataset_card
 from hf_spamguard.data import (
     LISTING_FEATURES,
     DataValidationError,
@@ -97,6 +98,13 @@ def test_build_save_load_roundtrip(demo_dir: Path, tmp_path: Path) -> None:
     assert datasets.Features._from_yaml_list(meta["dataset_info"]["features"]) == LISTING_FEATURES
     status = (out / "image_status.csv").read_text(encoding="utf-8").splitlines()
     assert status[0] == "split,product_id,image_url,source,ok,error" and len(status) == 301
+    # The card is the model_card/dataset_card.md template's (the one `publish` and the demo render),
+    # with the build report's facts; rendering it again from the folder, as publish does, changes nothing.
+    assert "## Splits" in card and "## Build report" in card and "| `train.tsv` | 210 | 0 | 0 |" in card
+    assert f"{report.n_images} of 300 listings got their photo (local: {report.n_images})" in card
+    assert "`image_status.csv` has one row per listing" in card
+    render_dataset_card(out)
+    assert (out / "README.md").read_text(encoding="utf-8") == card
 
     loaded = datasets.load_dataset(str(out))
     assert list(loaded) == list(dd)
@@ -168,7 +176,12 @@ def test_disagreements_reach_the_card(tmp_path: Path) -> None:
         dd = build_dataset(tsv, validation_size=0, cache_dir=tmp_path / "c", progress=False)
     assert dd.build_report.disagreement_ids == ["a"]
     out = save_dataset(dd, tmp_path / "out")
-    assert "1 listing(s) have a `label` that disagrees" in (out / "README.md").read_text(encoding="utf-8")
+    card = (out / "README.md").read_text(encoding="utf-8")
+    assert (
+        "1 listing(s) have a `label` that disagrees" in card
+        and "their ids are in `build_report.json`" in card
+    )
+    assert "| `train.tsv` | 3 | 1 | 0 |" in card
     assert json.loads((out / "build_report.json").read_text())["label_reports"][0]["disagreements"] == ["a"]
 
 

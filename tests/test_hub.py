@@ -1,9 +1,9 @@
-"""Publishing: Hub-ready folders that load where hf_spamguard is not installed, and the upload path of
-the real ``huggingface_hub`` client against a fake Hub on 127.0.0.1.
+"""Publishing: Hub-ready folders that load where hf_spamguard is not installed, the upload path of the
+real ``huggingface_hub`` client against a fake Hub on 127.0.0.1, and loading back by Hub id.
 
-The fake Hub below is a TEST DOUBLE of the Hub's upload endpoints (the one thing these tests mock: the
-Hub cannot be reached from here). It implements only what the client calls, as the client calls it
-(huggingface_hub 2.x, xet disabled with ``HF_HUB_DISABLE_XET=1``):
+The fake Hub below is a TEST DOUBLE of the Hub's upload and download endpoints (the one thing these tests
+mock: the Hub cannot be reached from here). It implements only what the client calls, as the client calls
+it (huggingface_hub 2.x, xet disabled with ``HF_HUB_DISABLE_XET=1``). Uploads:
 
 - ``POST /api/repos/create``                                   → create a repo (409 if it exists)
 - ``POST /api/validate-yaml``                                  → parse the README's YAML header
@@ -14,7 +14,20 @@ Hub cannot be reached from here). It implements only what the client calls, as t
 - ``GET  /api/{type}s/{org}/{name}``                           → repo info (after a 401 on create)
 - ``GET  /api/agent-harnesses``                                → the client's best-effort agent registry
 
-Every other request is answered 404 and recorded in ``FakeHub.unexpected``; tests assert it stays empty.
+Downloads (``snapshot_download`` / ``hf_hub_download``), serving exactly the bytes the commits stored:
+
+- ``GET  /api/{type}s/{org}/{name}/revision/{rev}``            → ``sha`` + ``siblings`` at ``rev``
+- ``GET  /api/{type}s/{org}/{name}/tree/{rev}[/{path}]``       → files (git blob oid, size, ``lfs``) and
+  folders, ``?recursive=true`` for the whole tree; one page (no ``Link`` header)
+- ``HEAD|GET /[{type}s/]{org}/{name}/resolve/{rev}/{path}``   → the file, with ``X-Repo-Commit``,
+  ``ETag`` (git blob sha1, or sha256 + ``X-Linked-Etag``/``X-Linked-Size`` for LFS files) and
+  ``Content-Length``; ``Range: bytes=a-b`` answered 206. The real Hub redirects LFS files to its CDN;
+  here they are served in place, which the client treats alike.
+
+``rev`` is ``main`` or a commit oid (every commit keeps its snapshot); an unknown repo, revision or file
+is a 404 with the Hub's ``X-Error-Code`` (``RepoNotFound``, ``RevisionNotFound``, ``EntryNotFound``), the
+header the client turns into its typed errors. Private repos need the token. Every other request is
+answered 404 and recorded in ``FakeHub.unexpected``; tests assert it stays empty.
 """
 
 from __future__ import annotations
@@ -32,6 +45,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 import yaml
@@ -70,6 +84,38 @@ class FakeRepo:
     files: dict[str, bytes] = field(default_factory=dict)
     commits: list[dict[str, Any]] = field(default_factory=list)
     lfs_paths: set[str] = field(default_factory=set)
+    snapshots: dict[str, dict[str, bytes]] = field(default_factory=dict)  # commit oid -> files at it
+
+    @property
+    def head(self) -> str:
+        return self.commits[-1]["oid"] if self.commits else "0" * 40
+
+    def at(self, revision: str) -> tuple[str, dict[str, bytes]] | None:
+        """``(commit oid, files)`` at a branch name or commit oid; None when there is no such revision."""
+        if revision in ("main", self.head):
+            return self.head, self.files
+        if revision in self.snapshots:
+            return revision, self.snapshots[revision]
+        return None
+
+    def tree_entry(self, path: str, data: bytes) -> dict[str, Any]:
+        """A file as the tree API lists it: the git blob oid, and for LFS files the pointer's oid + lfs."""
+        if path not in self.lfs_paths:
+            return {"type": "file", "path": path, "size": len(data), "oid": _git_blob_oid(data)}
+        sha256 = hashlib.sha256(data).hexdigest()
+        pointer = f"version https://git-lfs.github.com/spec/v1\noid sha256:{sha256}\nsize {len(data)}\n"
+        lfs = {"oid": sha256, "size": len(data), "pointerSize": len(pointer)}
+        return {
+            "type": "file",
+            "path": path,
+            "size": len(data),
+            "oid": _git_blob_oid(pointer.encode()),
+            "lfs": lfs,
+        }
+
+
+def _git_blob_oid(data: bytes) -> str:
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
 class FakeHub:
@@ -106,6 +152,10 @@ class FakeHub:
 def _make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
     repo_api = re.compile(r"^/api/(model|dataset|space)s/([^/]+/[^/]+)/(preupload|commit)/([^/?]+)$")
     lfs_batch = re.compile(r"^/(datasets/|spaces/)?([^/]+/[^/]+)\.git/info/lfs/objects/batch$")
+    repo_info = re.compile(r"^/api/(model|dataset|space)s/([^/]+/[^/]+)(?:/revision/([^/]+))?$")
+    tree = re.compile(r"^/api/(model|dataset|space)s/([^/]+/[^/]+)/tree/([^/]+)(?:/(.+))?$")
+    resolve = re.compile(r"^/(datasets/|spaces/)?([^/]+/[^/]+)/resolve/([^/]+)/(.+)$")
+    prefix_type = {"": "model", "datasets/": "dataset", "spaces/": "space"}
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -130,13 +180,32 @@ def _make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                 return b"".join(chunks)
             return b""
 
-        def _send(self, status: int, payload: Any) -> None:
+        def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
             data = json.dumps(payload).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
             self.end_headers()
-            self.wfile.write(data)
+            if self.command != "HEAD":
+                self.wfile.write(data)
+
+        def _readable(self, repo_type: str, repo_id: str) -> FakeRepo | None:
+            """The repo if this request may read it; else the Hub's answer has been sent and None returned."""
+            repo = hub.repos.get((repo_type, repo_id))
+            if repo is None:
+                self._send(404, {"error": "Repository not found"}, {"X-Error-Code": "RepoNotFound"})
+                return None
+            if repo.private and not self._authorised():
+                return None
+            return repo
+
+        def _at(self, repo: FakeRepo, revision: str) -> tuple[str, dict[str, bytes]] | None:
+            found = repo.at(unquote(revision))
+            if found is None:
+                self._send(404, {"error": "Invalid rev id"}, {"X-Error-Code": "RevisionNotFound"})
+            return found
 
         def _authorised(self) -> bool:
             if self.headers.get("Authorization") == f"Bearer {hub.token}":
@@ -187,23 +256,96 @@ def _make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                 return self._commit(hub.repo(repo_type, repo_id), body)
             return self._unexpected()
 
+        def do_HEAD(self) -> None:  # noqa: N802
+            hub.requests.append(("HEAD", self.path))
+            if m := resolve.match(urlsplit(self.path).path):
+                return self._resolve(*m.groups())
+            self._unexpected()
+
         def do_GET(self) -> None:  # noqa: N802
             hub.requests.append(("GET", self.path))
-            if self.path == "/api/agent-harnesses":  # the client's best-effort user-agent registry
+            url = urlsplit(self.path)
+            if url.path == "/api/agent-harnesses":  # the client's best-effort user-agent registry
                 return self._send(200, {"standardEnvVars": [], "harnesses": {}})
-            # repo_info: create_repo(exist_ok=True) asks it after a 401/403 to learn whether the repo exists
-            if m := re.match(r"^/api/(model|dataset|space)s/([^/]+/[^/]+)$", self.path.split("?")[0]):
-                repo = hub.repos.get((m.group(1), m.group(2)))
-                if repo is None or (repo.private and not self._authorised()):
-                    if repo is None:
-                        self._send(404, {"error": "Repository not found"})
+            # repo info: create_repo(exist_ok=True) asks it after a 401/403 to learn whether the repo exists;
+            # snapshot_download asks it (with /revision/{rev}) for the commit to download
+            if m := repo_info.match(url.path):
+                repo_type, repo_id, revision = m.groups()
+                if (repo := self._readable(repo_type, repo_id)) is None:
                     return None
-                sha = repo.commits[-1]["oid"] if repo.commits else "0" * 40
-                siblings = [{"rfilename": name} for name in sorted(repo.files)]
+                if (found := self._at(repo, revision or "main")) is None:
+                    return None
+                sha, files = found
+                siblings = [{"rfilename": name} for name in sorted(files)]
                 return self._send(
                     200, {"id": repo.repo_id, "sha": sha, "private": repo.private, "siblings": siblings}
                 )
+            if m := tree.match(url.path):
+                recursive = parse_qs(url.query).get("recursive", [""])[0].lower() == "true"
+                return self._tree(*m.groups(), recursive=recursive)
+            if m := resolve.match(url.path):
+                return self._resolve(*m.groups())
             self._unexpected()
+
+        def _tree(
+            self, repo_type: str, repo_id: str, revision: str, folder: str | None, recursive: bool
+        ) -> None:
+            if (repo := self._readable(repo_type, repo_id)) is None or (
+                found := self._at(repo, revision)
+            ) is None:
+                return None
+            _sha, files = found
+            folder = unquote(folder or "").strip("/")
+            base = f"{folder}/" if folder else ""
+            entries: dict[str, dict[str, Any]] = {}
+            for path in sorted(files):
+                if not path.startswith(base):
+                    continue
+                parts = path[len(base) :].split("/")
+                depth = len(parts) if recursive else 1
+                for i in range(1, min(depth, len(parts) - 1) + 1):  # the folders on the way
+                    sub = base + "/".join(parts[:i])
+                    entries[sub] = {
+                        "type": "directory",
+                        "path": sub,
+                        "oid": _git_blob_oid(sub.encode()),
+                        "size": 0,
+                    }
+                if len(parts) <= depth:
+                    entries[path] = repo.tree_entry(path, files[path])
+            if folder and not entries:
+                return self._send(404, {"error": f"{folder} not found"}, {"X-Error-Code": "EntryNotFound"})
+            self._send(200, list(entries.values()))
+
+        def _resolve(self, prefix: str | None, repo_id: str, revision: str, filename: str) -> None:
+            if (repo := self._readable(prefix_type[prefix or ""], repo_id)) is None:
+                return None
+            if (found := self._at(repo, revision)) is None:
+                return None
+            sha, files = found
+            path = unquote(filename)
+            if path not in files:
+                headers = {"X-Error-Code": "EntryNotFound", "X-Repo-Commit": sha}
+                return self._send(404, {"error": f"{path} does not exist at {sha}"}, headers)
+            data = files[path]
+            entry = repo.tree_entry(path, data)
+            etag = entry["lfs"]["oid"] if "lfs" in entry else entry["oid"]
+            headers = {"X-Repo-Commit": sha, "ETag": f'"{etag}"', "Accept-Ranges": "bytes"}
+            if "lfs" in entry:
+                headers.update({"X-Linked-Etag": f'"{etag}"', "X-Linked-Size": str(len(data))})
+            status, body = 200, data
+            if m := re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", "")):
+                start, end = int(m.group(1)), int(m.group(2) or len(data) - 1)
+                status, body = 206, data[start : end + 1]
+                headers["Content-Range"] = f"bytes {start}-{start + len(body) - 1}/{len(data)}"
+            self.send_response(status)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(body)))
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
 
         def _create(self, payload: dict[str, Any]) -> None:
             if not self._authorised():
@@ -288,8 +430,11 @@ def _make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             with hub._lock:
                 repo.files.update(added)
                 repo.lfs_paths |= lfs_paths
-                oid = hashlib.sha1(json.dumps([header, sorted(added)]).encode()).hexdigest()
+                # like git: the parent and the content are in the oid, so each commit is its own snapshot
+                content = {name: hashlib.sha256(data).hexdigest() for name, data in sorted(added.items())}
+                oid = hashlib.sha1(json.dumps([repo.head, header, content]).encode()).hexdigest()
                 repo.commits.append({"oid": oid, "summary": header["summary"], "files": sorted(added)})
+                repo.snapshots[oid] = dict(repo.files)
             url = f"{hub.endpoint}/{TYPE_PREFIX[repo.repo_type]}{repo.repo_id}/commit/{oid}"
             self._send(200, {"commitUrl": url, "commitOid": oid, "pullRequestUrl": None, "success": True})
 
@@ -487,6 +632,59 @@ def test_training_state_is_left_out(demo_dataset_dir: Path, tmp_path: Path) -> N
     assert not any(f.startswith("checkpoint-") or f.endswith(".bin") for f in result.files)
 
 
+STUDENT_HUB_FILES = {"README.md", "config.json", "model.skops", "student.json", "taxonomy.yaml"}
+STUDENT_DIAGNOSTICS = ["distill_report.json", "distill_report.md", "errors"]
+
+
+def test_student_publish_leaves_out_its_diagnostics(review_student_dir: Path, tmp_path: Path) -> None:
+    from hf_spamguard.data.reviews import generate_reviews
+    from hf_spamguard.distill import load_student
+
+    # the diagnostics exist (review text and place names in errors/), so leaving them out is a choice
+    errors = sorted(p.name for p in (review_student_dir / "errors").iterdir())
+    assert errors and all(name.endswith(".csv") for name in errors)
+    assert {"distill_report.json", "distill_report.md"} <= {p.name for p in review_student_dir.iterdir()}
+
+    result = publish("baseline", review_student_dir, repo_id="org/review-student", dry_run=tmp_path / "out")
+    assert set(result.files) == STUDENT_HUB_FILES
+    assert not (result.folder / "errors").exists() and not list(result.folder.glob("distill_report*"))
+    assert sorted(result.skipped) == STUDENT_DIAGNOSTICS
+    card = (result.folder / "README.md").read_text()
+    assert 'load_student("org/review-student")' in card
+    assert "spamguard score --model" in card and "BaselineClassifier" not in card
+    assert "errors/" not in card and "distill_report" not in card
+
+    # what is published is the student itself: same labels, thresholds and probabilities
+    published, original = load_student(result.folder), load_student(review_student_dir)
+    reviews = generate_reviews(25, seed=9)
+    assert published.label_names == original.label_names and published.thresholds == original.thresholds
+    assert (published.predict_reviews(reviews) == original.predict_reviews(reviews)).all()
+    assert [v["flags"] for v in published(reviews)] == [v["flags"] for v in original(reviews)]
+
+    # the CLI says what it left out
+    out = CliRunner().invoke(
+        app, ["publish", "--baseline", str(review_student_dir), "--dry-run", str(tmp_path / "cli")]
+    )
+    assert out.exit_code == 0, out.output
+    assert "Left out" in out.output and all(name in out.output for name in STUDENT_DIAGNOSTICS)
+    assert set(list_files(tmp_path / "cli" / "baseline")) == STUDENT_HUB_FILES
+
+
+def test_student_without_card_gets_the_student_card(review_student_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    src = tmp_path / "student"
+    shutil.copytree(review_student_dir, src)
+    (src / "README.md").unlink()
+    result = publish("baseline", src, repo_id="org/review-student", dry_run=tmp_path / "out")
+    card = (result.folder / "README.md").read_text()
+    thresholds = json.loads((src / "student.json").read_text())["thresholds"]
+    assert "from hf_spamguard.distill import load_student" in card and "`student.json`" in card
+    for name, value in thresholds.items():
+        assert f"| `{name}` | {value:.4f} |" in card, name
+    assert "teacher not recorded" in card and "is_spam" not in card and "policy.json" not in card
+
+
 def test_metric_named_after_its_space_still_loads(tmp_path: Path) -> None:
     import evaluate
 
@@ -536,12 +734,17 @@ def test_cli_publish_errors_are_one_line() -> None:
 
 # ===================================================================================== upload (fake Hub)
 @pytest.fixture()
-def fake_hub(monkeypatch: pytest.MonkeyPatch):
-    """The fake Hub, with the in-process client pointed at it (constants are read at import time)."""
+def fake_hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """The fake Hub, with the in-process client pointed at it (constants are read at import time) and
+    downloads cached in ``tmp_path/hf_cache`` instead of the user's Hugging Face cache."""
     import huggingface_hub.constants as constants
 
     with FakeHub() as hub:
         monkeypatch.setattr(constants, "ENDPOINT", hub.endpoint)
+        # file URLs are built from this template, formatted with the endpoint at import
+        template = hub.endpoint + "/{repo_id}/resolve/{revision}/{filename}"
+        monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", template)
+        monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf_cache"))
         monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
         monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
         yield hub
@@ -605,6 +808,189 @@ def test_cli_upload_in_a_subprocess_with_hf_endpoint(tmp_path: Path) -> None:
         assert proc.stderr.strip().startswith("Error:") and "401" in proc.stderr
         assert "Traceback" not in proc.stderr
         assert hub.unexpected == []
+
+
+# ===================================================================================== download (fake Hub)
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_baseline_loads_back_from_the_hub_by_id(
+    fake_hub: FakeHub, baseline_dir: Path, demo_dataset_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import datasets
+    import huggingface_hub.constants as constants
+    import numpy as np
+
+    from hf_spamguard.baseline import BaselineClassifier
+    from hf_spamguard.hub_io import local_folder
+
+    repo_id = REPO_IDS["baseline"]
+    publish("baseline", baseline_dir, repo_id=repo_id, token=fake_hub.token)
+    repo = fake_hub.repo("model", repo_id)
+    assert "model.skops" in repo.lfs_paths  # the download below goes through the LFS headers too
+
+    # the snapshot is in the Hugging Face cache, and holds exactly the bytes that were uploaded
+    folder = local_folder(repo_id)
+    assert folder.is_relative_to(constants.HF_HUB_CACHE) and folder.name == repo.head
+    assert {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()} == (
+        repo.files
+    )
+
+    texts = datasets.load_dataset(str(demo_dataset_dir), split="test")["description"]
+    expected = BaselineClassifier.from_pretrained(baseline_dir).predict_proba(texts)
+    loaded = BaselineClassifier.from_pretrained(repo_id)
+    assert np.array_equal(loaded.predict_proba(texts), expected)
+    pinned = BaselineClassifier.from_pretrained(repo_id, revision=repo.head)
+    assert np.array_equal(pinned.predict_proba(texts), expected)
+    with pytest.raises(FileNotFoundError, match="revision 'no-such-branch' does not exist"):
+        BaselineClassifier.from_pretrained(repo_id, revision="no-such-branch")
+
+    # downloaded once: offline, the cached snapshot is used and the Hub is not asked again
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    asked = len(fake_hub.requests)
+    assert np.array_equal(BaselineClassifier.from_pretrained(repo_id).predict_proba(texts), expected)
+    assert len(fake_hub.requests) == asked
+    assert fake_hub.unexpected == []
+
+
+def test_student_loads_back_from_the_hub_by_id(fake_hub: FakeHub, review_student_dir: Path) -> None:
+    from hf_spamguard.data.reviews import generate_reviews
+    from hf_spamguard.distill import load_student
+
+    publish("baseline", review_student_dir, repo_id="org/review-student", token=fake_hub.token)
+    loaded, original = load_student("org/review-student"), load_student(review_student_dir)
+    reviews = generate_reviews(40, seed=11)
+    assert loaded.label_names == original.label_names and loaded.thresholds == original.thresholds
+    assert (loaded.predict_reviews(reviews) == original.predict_reviews(reviews)).all()
+    assert [v["flags"] for v in loaded(reviews)] == [v["flags"] for v in original(reviews)]
+    assert fake_hub.unexpected == []
+
+
+def test_score_with_a_hub_student_id(fake_hub: FakeHub, review_student_dir: Path, tmp_path: Path) -> None:
+    import pandas as pd
+
+    from hf_spamguard.batch import score_reviews
+    from hf_spamguard.data.reviews import write_generated_reviews
+
+    publish("baseline", review_student_dir, repo_id="org/review-student", token=fake_hub.token)
+    source = write_generated_reviews(tmp_path / "reviews.parquet", n=300, seed=5)
+    hub = score_reviews("org/review-student", source, tmp_path / "hub.parquet", progress=False)
+    local = score_reviews(review_student_dir, source, tmp_path / "local.parquet", progress=False)
+    assert hub.rows == local.rows == 300
+    pd.testing.assert_frame_equal(pd.read_parquet(hub.out_path), pd.read_parquet(local.out_path))
+    assert fake_hub.unexpected == []
+
+
+def test_cli_predict_with_a_hub_model_id(
+    fake_hub: FakeHub, baseline_dir: Path, demo_dataset_dir: Path, tmp_path: Path
+) -> None:
+    repo_id = REPO_IDS["baseline"]
+    publish("baseline", baseline_dir, repo_id=repo_id, token=fake_hub.token)
+    runner = CliRunner()
+    outputs = {}
+    for name, model in (("hub", repo_id), ("local", str(baseline_dir))):
+        out = tmp_path / f"{name}.jsonl"
+        args = ["predict", "--model", model, "--dataset", str(demo_dataset_dir), "--out", str(out)]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        assert "predictions (baseline)" in result.output
+        outputs[name] = out.read_text().splitlines()
+    assert len(outputs["hub"]) == 45 and outputs["hub"] == outputs["local"]
+    assert fake_hub.unexpected == []
+
+
+def test_vlm_predict_with_a_hub_model_id(
+    fake_hub: FakeHub, tiny_model_dir: Path, demo_dir: Path, tmp_path: Path
+) -> None:
+    from hf_spamguard.data import load_listings
+    from hf_spamguard.predict import model_kind, predict_to_jsonl, read_predictions
+
+    repo_id = REPO_IDS["model"]
+    result = publish("model", tiny_model_dir, repo_id=repo_id, token=fake_hub.token)
+    assert model_kind(repo_id) == "vlm"
+    rows = load_listings(demo_dir, "test").select(range(3))
+    hub = predict_to_jsonl(repo_id, rows, out=tmp_path / "hub.jsonl", batch_size=3, reason=False)
+    local = predict_to_jsonl(tiny_model_dir, rows, out=tmp_path / "local.jsonl", batch_size=3, reason=False)
+    assert hub.model_kind == "vlm" and hub.n == local.n == 3
+    got, expected = read_predictions(hub.out), read_predictions(local.out)
+    assert [r["id"] for r in got] == [r["id"] for r in expected]
+    assert [r["confidence"] for r in got] == pytest.approx([r["confidence"] for r in expected], abs=1e-6)
+    assert set(result.files) == set(fake_hub.repo("model", repo_id).files)
+    assert fake_hub.unexpected == []
+
+
+def test_hub_id_errors_are_one_line(
+    fake_hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import huggingface_hub.constants as constants
+
+    from hf_spamguard.baseline import BaselineClassifier
+    from hf_spamguard.distill import load_student
+    from hf_spamguard.hub_io import local_folder
+
+    def error(load: Any, name: str) -> str:
+        with pytest.raises(FileNotFoundError) as info:
+            load(name)
+        message = str(info.value)
+        assert len(message.splitlines()) == 1, message
+        assert message.startswith(f"{name}: not a local folder, and downloading it from the Hub"), message
+        return message
+
+    missing = f"no such model repo on {fake_hub.endpoint}"
+    assert missing in error(BaselineClassifier.from_pretrained, "org/no-such-baseline")
+    assert missing in error(load_student, "org/no-such-student")
+    result = CliRunner().invoke(
+        app, ["predict", "--model", "org/no-such-model", "--dataset", "x.tsv", "--out", str(tmp_path / "o")]
+    )
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
+    assert (
+        result.output.startswith("Error: org/no-such-model: not a local folder") and missing in result.output
+    )
+
+    # paths that are not repo ids never reach the Hub, and keep the callers' own errors
+    asked = len(fake_hub.requests)
+    with pytest.raises(FileNotFoundError, match="is not a baseline model folder"):
+        BaselineClassifier.from_pretrained(tmp_path / "org" / "missing")
+    for path in ("./org/missing", "~/org/missing", "org/missing/", "missing", "org/missing/deeper"):
+        assert local_folder(path) == Path(path)
+    assert len(fake_hub.requests) == asked
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    assert "unset HF_HUB_OFFLINE to download it" in error(local_folder, "org/no-such-model")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    closed = f"http://127.0.0.1:{_closed_port()}"
+    monkeypatch.setattr(constants, "ENDPOINT", closed)
+    assert f"the request to {closed} failed" in error(local_folder, "org/no-such-model")
+    assert fake_hub.unexpected == []
+
+
+def test_dataset_loads_back_from_the_hub_by_id(
+    fake_hub: FakeHub, demo_dataset_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import datasets
+    import datasets.config
+
+    # datasets keeps its own copy of the endpoint and offline flag, read at import time
+    monkeypatch.setattr(datasets.config, "HF_ENDPOINT", fake_hub.endpoint)
+    template = fake_hub.endpoint + "/datasets/{repo_id}/resolve/{revision}/{path}"
+    monkeypatch.setattr(datasets.config, "HUB_DATASETS_URL", template)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+
+    repo_id = REPO_IDS["dataset"]
+    publish("dataset", demo_dataset_dir, repo_id=repo_id, token=fake_hub.token, private=True)
+    loaded = datasets.load_dataset(repo_id, token=fake_hub.token, cache_dir=str(tmp_path / "datasets"))
+    original = datasets.load_dataset(str(demo_dataset_dir), cache_dir=str(tmp_path / "datasets"))
+    assert set(loaded) == set(original) == {"train", "validation", "test"}
+    for split in original:
+        assert loaded[split].features == original[split].features
+        assert loaded[split]["product_id"] == original[split]["product_id"]
+        assert loaded[split]["label"] == original[split]["label"]
+    assert fake_hub.unexpected == []
 
 
 def test_model_without_card_gets_one_from_its_training_summary(tmp_path: Path) -> None:

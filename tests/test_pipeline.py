@@ -199,3 +199,45 @@ def test_model_folder_defaults(tiny_model_dir: Path, tmp_path: Path) -> None:
     assert pipe("Nike tee", reason=False, temperature=1.0)["confidence"] == pytest.approx(
         plain["confidence"], abs=1e-6
     )
+
+
+# --------------------------------------------------------------------------------------------------
+# Automatic device choice (every other test passes device="cpu")
+# --------------------------------------------------------------------------------------------------
+needs_no_cuda = pytest.mark.skipif(
+    torch.cuda.is_available(), reason="checks the fallback of a machine without CUDA"
+)
+
+
+@needs_no_cuda
+def test_no_device_falls_back_to_cpu_float32() -> None:
+    from hf_spamguard.modeling import choose_device_and_dtype
+
+    assert choose_device_and_dtype(None, None) == (torch.device("cpu"), torch.float32)
+    # An explicit choice is kept, and "auto" (the checkpoint's own dtype) is passed through.
+    assert choose_device_and_dtype(None, "bfloat16") == (torch.device("cpu"), torch.bfloat16)
+    assert choose_device_and_dtype(None, "auto") == (torch.device("cpu"), "auto")
+
+
+@needs_no_cuda
+def test_bf16_checkpoint_without_device_runs_in_float32_on_cpu(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from transformers import AutoModelForImageTextToText, pipeline
+
+    from hf_spamguard.modeling import load_processor
+    from hf_spamguard.pipeline import load_pipeline
+
+    folder = tmp_path / "bf16"
+    AutoModelForImageTextToText.from_pretrained(tiny_model_dir, dtype=torch.bfloat16).save_pretrained(folder)
+    load_processor(tiny_model_dir).save_pretrained(folder)
+    assert json.loads((folder / "config.json").read_text())["dtype"] == "bfloat16"
+
+    reference = load_pipeline(folder, device="cpu", dtype=torch.float32)("Nike tee", reason=False)
+    # load_pipeline chooses CPU + float32 itself; pipeline() loads the checkpoint's bf16 and
+    # ListingSpamPipeline upcasts it on the CPU.
+    for pipe in (load_pipeline(folder), pipeline("listing-spam", model=str(folder), dtype="auto")):
+        assert pipe.device == torch.device("cpu")
+        assert {p.dtype for p in pipe.model.parameters()} == {torch.float32}
+        assert {p.device.type for p in pipe.model.parameters()} == {"cpu"}
+        out = pipe("Nike tee", reason=False)
+        validate_verdict(out)
+        assert out["confidence"] == pytest.approx(reference["confidence"], abs=1e-6)

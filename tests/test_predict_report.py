@@ -143,3 +143,17 @@ def test_predict_dispatches_to_the_vlm_pipeline(tiny_model_dir, demo_dir, tmp_pa
     out = read_predictions(tmp_path / "vlm.jsonl")
     assert [r["id"] for r in out] == list(rows["product_id"])
     assert all(0.0 <= r["confidence"] <= 1.0 and "label" in r for r in out)
+
+
+@pytest.mark.parametrize(
+    "command,option",
+    [
+        (["baseline", "train"], "--target-demote-precision"),
+        (["predict"], "--split"),
+        (["evaluate"], "--predictions"),
+    ],
+)
+def test_help_names_the_options(command, option):
+    result = runner.invoke(app, [*command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output and option in result.output

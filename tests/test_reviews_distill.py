@@ -4,6 +4,8 @@ and the `spamguard label → distill → score` chain end to end on the tiny tea
 from __future__ import annotations
 
 import json
+import re
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -25,29 +27,14 @@ from hf_spamguard.distill import DistillConfig, distill, load_student, multilabe
 FAST = {"Cs": (1.0,), "cv": 2}
 
 
-def _teacher_like_labels(n: int, seed: int) -> pd.DataFrame:
-    """Teacher output for the generated reviews: confident, slightly noisy probabilities of the truth."""
-    df = generate_reviews(n, seed=seed).drop(columns=["error"])
-    rng = np.random.default_rng(seed)
-    for name in GENERATED_LABELS:
-        truth = df.pop(f"true_{name}").to_numpy()
-        df[f"p_{name}"] = np.clip(np.where(truth, 0.9, 0.08) + rng.normal(0, 0.05, n), 0.001, 0.999)
-    df["status"] = "labelled"
-    return df
+@pytest.fixture(scope="module")
+def labels_file(review_labels_file: Path) -> Path:
+    return review_labels_file
 
 
 @pytest.fixture(scope="module")
-def labels_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("labels") / "labels.parquet"
-    _teacher_like_labels(700, seed=4).to_parquet(path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def student_dir(labels_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("student")
-    distill(DistillConfig(labels=str(labels_file), out=str(out), taxonomy="reviews", **FAST), progress=False)
-    return out
+def student_dir(review_student_dir: Path) -> Path:
+    return review_student_dir
 
 
 def test_multilabel_split_is_stratified_and_disjoint() -> None:
@@ -115,8 +102,60 @@ def test_distill_writes_student_thresholds_report_and_errors(student_dir: Path, 
     assert all(set(v) == {"labels", "flags", "reason"} for v in verdicts)
 
 
-def test_distill_with_soft_targets_and_a_label_the_teacher_never_sets(tmp_path: Path) -> None:
-    df = _teacher_like_labels(300, seed=8)
+def _code_blocks(text: str, lang: str) -> list[str]:
+    return re.findall(rf"```{lang}\n(.*?)```", text, flags=re.S)
+
+
+def test_student_card_shows_the_student_api_and_command_and_both_work(
+    student_dir: Path, tmp_path: Path
+) -> None:
+    from hf_spamguard.cards import REPO_PLACEHOLDER
+
+    card = (student_dir / "README.md").read_text()
+    # labels came as a bare Parquet file (no `spamguard label` manifest next to it): teacher unknown
+    assert "teacher not recorded" in card and "trained on labelled data" not in card
+    for name in ("`model.skops`", "`config.json`", "`student.json`", "`taxonomy.yaml`"):
+        assert name in card and (student_dir / name.strip("`")).is_file(), name
+    for wrong in ("BaselineClassifier", "is_spam", "spamguard predict", "policy.json"):
+        assert wrong not in card, wrong
+    assert not (student_dir / "policy.json").exists()
+    assert "listing" not in card.lower()
+
+    # The usage snippet, pointed at the local folder instead of downloading it, runs and returns
+    # verdicts shaped like the example in the card.
+    snippet = _code_blocks(card, "python")[0]
+    assert "from hf_spamguard.distill import load_student" in snippet
+    local = snippet.replace(f'load_student("{REPO_PLACEHOLDER}")', f"load_student({str(student_dir)!r})")
+    assert local != snippet
+    *body, call, example = local.strip().splitlines()
+    namespace: dict = {}
+    exec("\n".join(body), namespace)
+    verdicts = eval(call, namespace)
+    [shown] = json.loads(example.removeprefix("# "))
+    assert len(verdicts) == 1 and list(verdicts[0]) == list(shown) == ["labels", "flags", "reason"]
+    assert list(verdicts[0]["labels"]) == list(shown["labels"]) == list(GENERATED_LABELS)
+
+    # The command, with the downloaded folder and file names replaced, is a working `spamguard score`.
+    download, command = _code_blocks(card, "bash")[0].strip().splitlines()
+    args = shlex.split(command)[1:]
+    assert args[0] == "score"
+    # it scores the folder the line above downloads to
+    local_dir = shlex.split(download)[shlex.split(download).index("--local-dir") + 1]
+    assert args[args.index("--model") + 1] == local_dir
+    src = write_generated_reviews(tmp_path / "reviews.csv", n=40, seed=11)
+    values = {"--model": str(student_dir), "--input": str(src), "--out": str(tmp_path / "scores.parquet")}
+    args = [values.get(prev, arg) for prev, arg in zip(["", *args[:-1]], args, strict=True)]
+    result = CliRunner().invoke(app, [*args, "--no-progress", "--n-jobs", "1"])
+    assert result.exit_code == 0, result.output
+    scored = pd.read_parquet(tmp_path / "scores.parquet")
+    assert len(scored) == 40 and {"id", "flags", *(f"p_{n}" for n in GENERATED_LABELS)} <= set(scored)
+    assert (tmp_path / "scores.html").is_file()  # the report the card mentions
+
+
+def test_distill_with_soft_targets_and_a_label_the_teacher_never_sets(
+    tmp_path: Path, teacher_like_labels
+) -> None:
+    df = teacher_like_labels(300, 8)
     df["p_rant_without_visit"] = 0.01
     df.to_parquet(tmp_path / "labels.parquet")
     report = distill(
@@ -210,6 +249,10 @@ def test_cli_label_distill_score_end_to_end(tiny_model_dir: Path, tmp_path: Path
     )
     assert res.exit_code == 0, res.output
     assert json.loads((student / "student.json").read_text())["taxonomy"] == "reviews"
+    # a label folder carries the manifest: the card names the teacher (a local one by its folder name)
+    card = (student / "README.md").read_text()
+    assert f"distilled from the teacher `{tiny_model_dir.name}` (local)" in card
+    assert "teacher not recorded" not in card and str(tiny_model_dir.parent) not in card
     scored = tmp_path / "scored.parquet"
     res = runner.invoke(
         app, ["score", "--model", str(student), "--input", str(src), "--out", str(scored), "--no-progress"]

@@ -1,15 +1,14 @@
 """Teacher labelling with the tiny Qwen3-VL: logit-based per-label probabilities, shards, resume after
-SIGKILL, and multi-process labelling under ``accelerate launch``."""
+SIGKILL, a job identity that pins the teacher's weights and dtype, multi-process labelling under
+``accelerate launch``; and batch scoring resumed after SIGKILL, as labelling is."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -17,15 +16,22 @@ import pandas as pd
 import pytest
 import torch
 
-from hf_spamguard.data.reviews import read_reviews, write_generated_google_local
+from hf_spamguard.data.reviews import (
+    generate_reviews,
+    read_reviews,
+    write_generated_google_local,
+    write_generated_reviews,
+)
 from hf_spamguard.teacher import (
     LABELS_FILE,
     MANIFEST_FILE,
     LabelingConfig,
     TeacherLabeler,
+    _check_identity,
     label_reviews,
     load_labels,
     read_manifest,
+    teacher_fingerprint,
 )
 from hf_spamguard.verdict import load_taxonomy
 
@@ -147,23 +153,13 @@ def test_generic_decoder_teacher(tmp_path: Path, tiny_model_dir: Path, reviews_d
 
 
 def test_resume_after_sigkill(
-    tiny_model_dir: Path, reviews_dir: Path, clean_run: pd.DataFrame, tmp_path: Path
+    tiny_model_dir: Path, reviews_dir: Path, clean_run: pd.DataFrame, tmp_path: Path, sigkill_when
 ) -> None:
     out = tmp_path / "killed"
     cmd = [sys.executable, "-m", "hf_spamguard", "label", *_label_cmd(tiny_model_dir, reviews_dir, out)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    try:
-        while time.monotonic() < deadline:
-            if (out / MANIFEST_FILE).is_file() and read_manifest(out)["shards_done"] >= 1:
-                break
-            if proc.poll() is not None:
-                pytest.fail(f"labelling exited early: {proc.stderr.read().decode()[-2000:]}")
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.wait()
-    assert proc.returncode == -signal.SIGKILL
+    sigkill_when(
+        cmd, lambda: (out / MANIFEST_FILE).is_file() and read_manifest(out)["shards_done"] >= 1, "labelling"
+    )
     manifest = read_manifest(out)
     assert not (out / LABELS_FILE).exists(), "the run finished before it was killed; nothing was tested"
     assert 1 <= len(list((out / "shards").glob("shard-*.parquet"))) < manifest["n_shards"]
@@ -193,6 +189,124 @@ def test_resume_with_other_settings_is_refused(
     assert len(load_labels(out)) == 10
     with pytest.raises(ValueError, match="shard_size"):
         label_reviews(LabelingConfig(**base, shard_size=4), progress=False)
+
+
+def test_resume_with_a_retrained_teacher_or_another_dtype_is_refused(
+    tiny_model_dir: Path, reviews_dir: Path, tmp_path: Path
+) -> None:
+    from hf_spamguard.testing import build_tiny_qwen3_vl
+
+    teacher = Path(shutil.copytree(tiny_model_dir, tmp_path / "teacher"))
+    out = tmp_path / "job"
+    base = {"teacher": str(teacher), "input": str(reviews_dir), "limit": 6, "shard_size": 3, "device": "cpu"}
+    label_reviews(LabelingConfig(**base, out=str(out)), progress=False)
+    before = load_labels(out)
+    manifest = read_manifest(out)
+    assert manifest["dtype"] == "float32"  # the default, resolved: what the labels were computed in
+    assert manifest["teacher_fingerprint"] == teacher_fingerprint(teacher)
+    # Naming the default dtype explicitly is the same job.
+    again = label_reviews(LabelingConfig(**base, out=str(out), dtype="float32"), progress=False)
+    assert again.shards_labelled_now == 0
+
+    with pytest.raises(ValueError, match=r"different 'dtype' \('float32' there, 'bfloat16' now\)") as err:
+        label_reviews(LabelingConfig(**base, out=str(out), dtype="bfloat16"), progress=False)
+    assert "--dtype float32" in str(err.value)
+
+    build_tiny_qwen3_vl(teacher, seed=1)  # retrained in place: same file names, new weights
+    with pytest.raises(ValueError, match="different 'teacher_fingerprint'") as err:
+        label_reviews(LabelingConfig(**base, out=str(out)), progress=False)
+    assert str(out / MANIFEST_FILE) in str(err.value) and "new --out" in str(err.value)
+    # Refused before touching anything: the job still holds the first teacher's labels only.
+    assert read_manifest(out) == manifest
+    pd.testing.assert_frame_equal(load_labels(out), before)
+    # Following the advice works, and shows what a resume would have mixed in: other probabilities.
+    fresh = tmp_path / "fresh"
+    label_reviews(LabelingConfig(**base, out=str(fresh)), progress=False)
+    after = load_labels(fresh)
+    assert after["id"].tolist() == before["id"].tolist()
+    assert not np.allclose(
+        after[PROB_COLS].to_numpy(float), before[PROB_COLS].to_numpy(float), equal_nan=True
+    )
+
+
+def test_teacher_fingerprint_covers_hub_revisions_and_adapter_bases(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import huggingface_hub.constants
+
+    # A Hub teacher is identified by the commit in the local cache (real cache layout, no network).
+    cache = tmp_path / "hub"
+    snapshot = cache / "models--org--teacher" / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    (cache / "models--org--teacher" / "refs").mkdir()
+    (cache / "models--org--teacher" / "refs" / "main").write_text("abc123")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    assert teacher_fingerprint("org/teacher") == {"hub_id": "org/teacher", "revision": "abc123"}
+    uncached = teacher_fingerprint("org/other")
+    assert uncached == {"hub_id": "org/other", "revision": None}
+    with pytest.raises(FileNotFoundError, match="teacher model not found"):
+        teacher_fingerprint(str(tmp_path / "missing"))
+
+    # A job started before the Hub teacher was cached accepts the revision its first load recorded,
+    # but never a different revision once one is recorded.
+    def identity(fp: dict) -> dict:
+        return {"teacher": fp["hub_id"], "teacher_fingerprint": fp}
+
+    _check_identity(identity(uncached), identity({**uncached, "revision": "abc123"}), tmp_path)
+    with pytest.raises(ValueError, match="teacher_fingerprint.*revision"):
+        _check_identity(
+            identity({**uncached, "revision": "abc123"}),
+            identity({**uncached, "revision": "def456"}),
+            tmp_path,
+        )
+
+    # An adapter's identity includes its base model: retraining the base changes it.
+    base = Path(shutil.copytree(tiny_model_dir, tmp_path / "base"))
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": str(base)}))
+    fp = teacher_fingerprint(adapter)
+    assert fp["base"] == teacher_fingerprint(base) and fp["folder"] == str(adapter.resolve())
+    config = base / "config.json"
+    os.utime(config, ns=(config.stat().st_atime_ns, config.stat().st_mtime_ns + 10**9))
+    changed = teacher_fingerprint(adapter)
+    assert changed["files"] == fp["files"] and changed["base"] != fp["base"]
+
+
+# --------------------------------------------------------------------------------------------- scoring
+
+
+def test_score_resumes_after_sigkill(review_student_dir: Path, tmp_path: Path, sigkill_when) -> None:
+    from hf_spamguard.batch import score_reviews
+
+    n, chunk = 10_000, 100  # 100 parts: the kill lands well before the last one
+    src = write_generated_reviews(tmp_path / "in.parquet", n=n, seed=9)
+    clean = tmp_path / "clean.parquet"
+    score_reviews(review_student_dir, src, clean, chunk_size=chunk, n_jobs=1, report=False, progress=False)
+    out = tmp_path / "out.parquet"
+    parts = tmp_path / "out.parquet.parts"
+    cmd = [
+        sys.executable, "-m", "hf_spamguard", "score", "--model", str(review_student_dir), "--input", str(src),
+        "--out", str(out), "--chunk-size", str(chunk), "--n-jobs", "1", "--no-report", "--no-progress",
+    ]  # fmt: skip
+    sigkill_when(cmd, lambda: parts.is_dir() and any(parts.glob("part-*.parquet")), "scoring")
+    assert not out.exists(), "the run finished before it was killed; nothing was tested"
+    done = len(list(parts.glob("part-*.parquet")))
+    assert 1 <= done < n // chunk
+    result = score_reviews(
+        review_student_dir, src, out, chunk_size=chunk, n_jobs=1, report=False, progress=False
+    )
+    assert result.rows == n and result.rows_scored_now == n - done * chunk  # resumed, not restarted
+    # The rate covers the whole run: the final copy of every part into the output is part of it.
+    assert result.assembly_seconds > 0
+    assert result.seconds >= result.scoring_seconds + result.assembly_seconds
+    assert result.rows_per_second == pytest.approx(result.rows_scored_now / result.seconds)
+    scored = pd.read_parquet(out)
+    ids = generate_reviews(n, seed=9)["id"].tolist()
+    assert scored["id"].is_unique and scored["id"].tolist() == ids  # every input row once, in order
+    pd.testing.assert_frame_equal(scored, pd.read_parquet(clean))
+    assert not parts.exists() and not list(tmp_path.rglob("*.tmp"))
 
 
 @pytest.mark.slow

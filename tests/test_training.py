@@ -87,7 +87,7 @@ def test_shipped_configs_parse_with_cli_overrides(name: str) -> None:
     assert project.split_vote == "drop"
     assert sft.max_length is None and sft.assistant_only_loss
     # CPU defaults: float32, no paged optimiser, even for the GPU configs.
-    assert sft.use_cpu and not sft.bf16 and "paged" not in str(sft.optim)
+    assert sft.use_cpu and not sft.bf16 and sft.optim == "adamw_torch"
     assert not sft.gradient_checkpointing
     if "qlora" in name:
         assert model.load_in_4bit and model.use_bnb_nested_quant and model.bnb_4bit_quant_type == "nf4"
@@ -100,6 +100,80 @@ def test_cuda_defaults_pick_qlora_settings() -> None:
     assert cpu["use_cpu"] and cpu["dtype"] == "float32" and cpu["optim"] == "adamw_torch"
     # On CUDA bf16 support is asked of torch; without a GPU only the keys can be checked.
     assert {"bf16", "fp16", "gradient_checkpointing", "optim", "dtype"} <= set(cpu)
+
+
+def test_cuda_defaults_in_the_parsed_qlora_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from hf_spamguard.training.args import device_defaults
+    from hf_spamguard.training.backends import _torch_dtype, quantization_config
+    from hf_spamguard.training.run import parse_args
+
+    # Both precision branches; the GPU's bf16 support is the only hardware property they read.
+    for capable, half in ((True, "bfloat16"), (False, "float16")):
+        with monkeypatch.context() as m:
+            m.setattr(torch.cuda, "is_bf16_supported", lambda *a, capable=capable, **k: capable)
+            cuda = device_defaults(cuda=True)
+        assert (cuda["bf16"], cuda["fp16"], cuda["dtype"]) == (capable, not capable, half)
+        assert not cuda["use_cpu"] and cuda["gradient_checkpointing"] and cuda["optim"] == "paged_adamw_8bit"
+
+    # The full parse, on this machine's real answer (SFTConfig refuses bf16 where no GPU supports it, so
+    # a CPU-only machine parses the fp16 branch, an Ampere GPU the bf16 one).
+    bf16 = bool(torch.cuda.is_bf16_supported())
+    project, sft, model = parse_args(["--config", str(CONFIGS / "qwen3-vl-2b-qlora.yaml")], cuda=True)
+    assert not sft.use_cpu and (sft.bf16, sft.fp16) == (bf16, not bf16)
+    assert model.dtype == ("bfloat16" if bf16 else "float16")
+    assert sft.gradient_checkpointing and sft.optim == "paged_adamw_8bit"
+    assert sft.report_to == ["tensorboard"] and sft.load_best_model_at_end
+    assert project.early_stopping_patience == 3 and project.backend == "transformers"
+    # The 4-bit config the transformers backend builds from it: NF4 with double quantisation, computing in
+    # the GPU's half precision, vision tower and lm_head left unquantised.
+    compute = _torch_dtype(model.dtype, cuda=True)
+    assert compute == (torch.bfloat16 if bf16 else torch.float16)
+    quant = quantization_config(model, compute)
+    assert quant.load_in_4bit and quant.bnb_4bit_quant_type == "nf4" and quant.bnb_4bit_use_double_quant
+    assert quant.bnb_4bit_compute_dtype == compute
+    assert set(quant.llm_int8_skip_modules) == {"model.visual", "lm_head"}
+    # A flag still beats the machine's default.
+    _, sft, _ = parse_args(
+        ["--config", str(CONFIGS / "qwen3-vl-2b-qlora.yaml"), "--optim", "adamw_torch"], cuda=True
+    )
+    assert sft.optim == "adamw_torch"
+
+
+def test_requested_backend_reads_flags_then_config(tmp_path: Path) -> None:
+    from hf_spamguard.training.backends import requested_backend
+
+    config = tmp_path / "unsloth.yaml"
+    config.write_text("backend: unsloth\nlearning_rate: 1.0e-4\n")
+    assert requested_backend(["--config", str(TINY)]) == "transformers"
+    assert requested_backend(["--config", str(config)]) == "unsloth"
+    assert requested_backend(["--config", str(config), "--backend", "transformers"]) == "transformers"
+    assert requested_backend(["--config", str(TINY), "--backend=unsloth"]) == "unsloth"
+    assert requested_backend(["--max_steps", "3"]) == "transformers"  # ProjectArgs' default
+
+
+def test_preimport_unsloth_is_a_no_op_without_cuda(tmp_path: Path) -> None:
+    # A stand-in `unsloth` package on the path records any import attempt (the real one is not installed
+    # here), so a missing CUDA check would show up as a marker file.
+    fake = tmp_path / "site" / "unsloth"
+    fake.mkdir(parents=True)
+    marker = tmp_path / "unsloth-imported"
+    (fake / "__init__.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    code = (
+        "import sys, torch\n"
+        "assert not torch.cuda.is_available(), 'this test needs a machine without CUDA'\n"
+        "from hf_spamguard.training.backends import preimport_unsloth\n"
+        # The QLoRA config: no use_cpu in it, so only the missing GPU may stop the import.
+        f"argv = ['--config', {str(CONFIGS / 'qwen3-vl-2b-qlora.yaml')!r}, '--backend', 'unsloth']\n"
+        "print(preimport_unsloth(argv), preimport_unsloth(['--config', argv[1]]))\n"
+        "print(sorted(m for m in ('transformers', 'trl', 'peft', 'unsloth') if m in sys.modules))\n"
+    )
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(tmp_path / "site")}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.split("\n")[:2] == ["False False", "[]"]
+    assert not marker.exists()
 
 
 def test_accelerate_configs_are_valid_yaml() -> None:
@@ -422,6 +496,43 @@ def test_qlora_4bit_on_cpu_learns_and_the_adapter_folder_loads(
     verdict = pipe("Blue wool jumper, size M", reason=False)
     validate_verdict(verdict)
     assert "decision" in verdict
+
+
+def test_early_stopping_tensorboard_and_best_checkpoint(
+    tiny_model_dir: Path, demo_dataset_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    monkeypatch.delenv("TENSORBOARD_LOGGING_DIR", raising=False)  # the events must land in output_dir
+    # learning_rate 0 keeps the weights, hence eval_pr_auc, identical at every evaluation: the second one
+    # is then deterministically "no improvement", so patience 1 must stop the run at step 2 of 6 with
+    # checkpoint-1 as the best. (With a real learning rate the tiny random model's pr_auc wanders, and
+    # whether and when it stops would depend on the platform's float rounding.)
+    result = _run(
+        _args(
+            tiny_model_dir, demo_dataset_dir, tmp_path,
+            "--learning_rate", "0", "--max_steps", "6", "--eval_steps", "1", "--save_steps", "1",
+            "--early_stopping_patience", "1", "--report_to", "tensorboard", "--merge", "false",
+            "--calibrate", "false",
+        )
+    )  # fmt: skip
+    assert result.global_step == 2, "EarlyStoppingCallback did not stop the run"
+    assert any("early stopping after 1 evaluation(s)" in n and "eval_pr_auc" in n for n in result.notes)
+    summary = json.loads((result.final_dir / "training_summary.json").read_text())
+    assert Path(summary["best_checkpoint"]) == tmp_path / "checkpoint-1"
+    # The best checkpoint survives save_total_limit (1): it is the checkpoint load_best_model_at_end loaded.
+    assert sorted(p.name for p in tmp_path.glob("checkpoint-*")) == ["checkpoint-1"]
+    assert (tmp_path / "checkpoint-1" / "adapter_model.safetensors").is_file()
+    first_eval = next(h for h in result.log_history if "eval_pr_auc" in h)
+    assert first_eval["step"] == 1 and summary["best_metric"] == pytest.approx(first_eval["eval_pr_auc"])
+
+    events = list(tmp_path.glob("runs/*/events.out.tfevents.*"))
+    assert events, f"no TensorBoard event file under {tmp_path / 'runs'}"
+    acc = EventAccumulator(str(events[0].parent))
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+    assert {"train/loss", "eval/loss", "eval/pr_auc", "eval/roc_auc"} <= tags, tags
+    assert [e.step for e in acc.Scalars("eval/pr_auc")] == [1, 2]
 
 
 def test_unsloth_on_cpu_fails_fast_with_a_clear_message(tmp_path: Path) -> None:

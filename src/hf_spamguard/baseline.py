@@ -1203,11 +1203,16 @@ class BaselineClassifier:
         return directory
 
     @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike[str]) -> BaselineClassifier:
-        """Load a folder written by :meth:`save_pretrained`; refuses skops files with untrusted types."""
+    def from_pretrained(
+        cls, directory: str | os.PathLike[str], *, revision: str | None = None, token: str | None = None
+    ) -> BaselineClassifier:
+        """Load a folder written by :meth:`save_pretrained`, or a Hub repo id (``"org/name"``, downloaded
+        once into the Hugging Face cache); refuses skops files with untrusted types."""
         import skops.io as sio
 
-        directory = Path(directory)
+        from hf_spamguard.hub_io import local_folder
+
+        directory = local_folder(directory, revision=revision, token=token)
         config_path = directory / CONFIG_FILE
         if not config_path.is_file():
             raise FileNotFoundError(f"{directory} is not a baseline model folder: no {CONFIG_FILE}")

@@ -255,8 +255,8 @@ def _dataset_md(dataset: str | None) -> str:
     return f"`{Path(dataset).name}` (local)"
 
 
-def _size_str(size: int | None) -> str:
-    return f"{size} listings" if size else "size not recorded"
+def _size_str(size: int | None, unit: str = "listings") -> str:
+    return f"{size} {unit}" if size else "size not recorded"
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -456,6 +456,58 @@ def render_model_card(
 
 
 # --------------------------------------------------------------------------------------------- baseline card
+#: What ``distill`` writes next to a student's skops files (``hf_spamguard.distill.STUDENT_FILE`` and
+#: ``TAXONOMY_FILE``; the names are repeated here because distill imports cards, never the reverse).
+STUDENT_FILE = "student.json"
+STUDENT_TAXONOMY_FILE = "taxonomy.yaml"
+
+
+def student_card_facts(folder: str | Path) -> dict[str, Any]:
+    """What a student folder records about itself (``student.json`` + ``taxonomy.yaml``), as keyword
+    arguments of :func:`render_baseline_card`; empty when ``folder`` is not a student folder.
+
+    ``publish`` renders a missing card from these, so it says the same as the one ``distill`` writes."""
+    folder = Path(folder)
+    info = _read_json_strict(folder / STUDENT_FILE)
+    if not info:
+        return {}
+    facts: dict[str, Any] = {"student": True, "labels": list(info.get("labels") or [])}
+    if isinstance(info.get("thresholds"), Mapping):
+        facts["label_thresholds"] = dict(info["thresholds"])
+    if _is_number(info.get("target_precision")):
+        facts["target_precision"] = float(info["target_precision"])
+    if info.get("trained_on"):
+        facts["dataset"] = str(info["trained_on"])
+    taxonomy_path = folder / STUDENT_TAXONOMY_FILE
+    if taxonomy_path.is_file():
+        import yaml
+
+        try:
+            taxonomy = yaml.safe_load(taxonomy_path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{taxonomy_path}: invalid YAML ({exc})") from exc
+        if isinstance(taxonomy, Mapping):
+            facts["taxonomy"] = dict(taxonomy)
+    return facts
+
+
+def _example_text(taxonomy: Mapping[str, Any], labels: list[str]) -> str:
+    # The taxonomy's own example of its first label, so that the snippet's input and the illustrative
+    # verdict below it (first label set) agree whatever the taxonomy is.
+    for lab in taxonomy.get("labels") or []:
+        if isinstance(lab, Mapping) and labels and lab.get("name") == labels[0] and lab.get("examples"):
+            return str(lab["examples"][0])
+    return "Best pizza in town!!! Order online at www.pizzapromo.example, code SAVE20"
+
+
+def _example_verdict(labels: list[str], thresholds: Mapping[str, float]) -> str:
+    # An illustrative verdict in the student's real output format (verdict.make_label_verdict): the
+    # first label confidently set, the others not.
+    probs = {name: (0.97 if i == 0 else 0.02) for i, name in enumerate(labels)}
+    flags = [n for n, p in probs.items() if p >= float(thresholds.get(n, 0.5))]
+    return json.dumps({"labels": probs, "flags": flags, "reason": ""})
+
+
 def render_baseline_card(
     folder: str | Path,
     *,
@@ -467,32 +519,57 @@ def render_baseline_card(
     label_thresholds: Mapping[str, float] | None = None,
     teacher: str | None = None,
     target_precision: float | None = None,
+    student: bool | None = None,
+    taxonomy: Mapping[str, Any] | None = None,
     model_name: str | None = None,
     repo_id: str | None = None,
     eval_split: str = "test",
     eval_size: int | None = None,
     threshold_notes: str | None = None,
-    task_description: str = "place-review moderation",
+    task_description: str | None = None,
     eval_note: str | None = None,
     license: str = "apache-2.0",
     language: str | list[str] = "en",
 ) -> Path:
-    """Write the card (``README.md``) of a skops baseline (binary listing spam) or, with ``labels`` of
-    more than one name, of a multi-label student (``label_thresholds`` per label, ``teacher`` it was
-    distilled from). Thresholds are read from ``folder/policy.json`` when not given."""
+    """Write the card (``README.md``) of a skops baseline (binary listing spam) or of a multi-label
+    student distilled with ``spamguard distill``.
+
+    ``student``: render the student card (usage with ``load_student``, ``spamguard score``,
+    ``student.json``); by default when ``folder`` holds a ``student.json`` or ``labels`` has more than
+    one name. For a student, facts not given here (labels, ``label_thresholds``, ``taxonomy`` as the
+    dict of ``taxonomy.yaml``, ``target_precision``, ``dataset``) are read from the folder
+    (:func:`student_card_facts`); ``teacher`` None says that the teacher was not recorded. For a binary
+    baseline ``thresholds`` is read from ``folder/policy.json`` when not given."""
     from huggingface_hub import ModelCard, ModelCardData
 
     folder = Path(folder)
     labels = list(labels or [])
-    multilabel = len(labels) > 1
+    facts = student_card_facts(folder)
+    if student is None:
+        student = bool(facts) or len(labels) > 1
     policy = _read_json(folder / "policy.json") or {}
-    if thresholds is None and not multilabel and {"review", "demote"} <= set(policy):
+    if student:
+        labels = labels or facts.get("labels", [])
+        if label_thresholds is None:
+            label_thresholds = facts.get("label_thresholds")
+        if label_thresholds is None:
+            maybe = policy.get("label_thresholds", policy)
+            label_thresholds = {k: maybe[k] for k in labels if _is_number(maybe.get(k))} or None
+        target_precision = target_precision if target_precision is not None else facts.get("target_precision")
+        dataset = dataset or facts.get("dataset")
+        taxonomy = taxonomy if taxonomy is not None else facts.get("taxonomy")
+    elif thresholds is None and {"review", "demote"} <= set(policy):
         thresholds = policy
+    taxonomy = dict(taxonomy or {})
+    item = str(taxonomy.get("item") or "review")
+    task_description = task_description or f"{item} moderation"
+    definitions = {
+        str(lab.get("name")): " ".join(str(lab.get("definition") or "").split()).replace("|", "\\|")
+        for lab in taxonomy.get("labels") or []
+        if isinstance(lab, Mapping)
+    }
     threshold_notes = threshold_notes or _selection_notes(policy)
     eval_size = eval_size or _result_size(eval_results)
-    if label_thresholds is None and multilabel:
-        maybe = policy.get("label_thresholds", policy)
-        label_thresholds = {k: maybe[k] for k in labels if _is_number(maybe.get(k))} or None
     model_name = model_name or (repo_id.split("/")[-1] if repo_id else folder.resolve().name)
     card_data = ModelCardData(
         model_name=model_name,
@@ -502,16 +579,14 @@ def render_baseline_card(
         library_name="sklearn",
         pipeline_tag="text-classification",
         tags=["hf-spamguard", "skops", "sklearn", "text-classification", "content-moderation"]
-        + (["multi-label", "distillation"] if multilabel else ["spam-detection", "listing-spam"]),
+        + (["multi-label", "distillation"] if student else ["spam-detection", "listing-spam"]),
         metrics=list(headline_metrics(eval_results)) or None,
         eval_results=_eval_results(
             eval_results,
             task_type="text-classification",
-            task_name=("Multi-label " + task_description)
-            if multilabel
-            else "Listing keyword-spam moderation",
+            task_name=("Multi-label " + task_description) if student else "Listing keyword-spam moderation",
             dataset=dataset,
-            dataset_name=None,
+            dataset_name=None if dataset or not student else "teacher labels",
             split=eval_split,
         ),
     )
@@ -523,25 +598,37 @@ def render_baseline_card(
             "numpy.ndarray",
             "sklearn.linear_model._logistic.LogisticRegression",
         )
+    label_thresholds = dict(label_thresholds or {})
     content = _render(
         "baseline_card",
         card_data,
         trusted_types=json.dumps(list(trusted_types)),
         model_name=model_name,
-        multilabel=multilabel,
+        student=student,
         labels_md=", ".join(f"`{label}`" for label in labels),
-        teacher=teacher,
+        n_labels=len(labels),
+        example_text=json.dumps(_example_text(taxonomy, labels), ensure_ascii=False),
+        example_verdict=_example_verdict(labels, label_thresholds) if student else "",
+        item=item,
+        taxonomy_name=taxonomy.get("name") or "",
+        taxonomy_description=" ".join(str(taxonomy.get("description") or "").split()),
+        # a local teacher path is the labelling machine's business: name the folder only
+        teacher_md=(f"`{teacher}`" if _looks_like_hub_id(teacher) else f"`{Path(teacher).name}` (local)")
+        if teacher
+        else None,
         task_description=task_description,
         dataset_md=_dataset_md(dataset),
         package_version=_package_version(),
         model_ref=repo_id or REPO_PLACEHOLDER,
-        thresholds=_thresholds_dict(thresholds) if not multilabel else None,
-        label_thresholds=[(k, format_value(float(v))) for k, v in (label_thresholds or {}).items()],
+        thresholds=_thresholds_dict(thresholds) if not student else None,
+        label_thresholds=[
+            (k, format_value(float(v)), definitions.get(k, "")) for k, v in label_thresholds.items()
+        ],
         target_precision=target_precision,
         threshold_notes=threshold_notes,
         metrics=_metric_rows(eval_results),
         eval_split=eval_split,
-        eval_size_str=_size_str(eval_size),
+        eval_size_str=_size_str(eval_size, f"{item}s" if student else "listings"),
         eval_note=eval_note,
         training_config=_config_rows(training_config),
     )
@@ -608,6 +695,33 @@ def _split_stats(name: str, ds: Any) -> dict[str, Any]:
     return stats
 
 
+def _build_report_facts(report: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    # The facts of a data.BuildReport dict (build_report.json) that the card shows; ids stay in the file.
+    if not report:
+        return None
+    files = [
+        {
+            "file": Path(str(r.get("file", ""))).name,
+            "rows": r.get("rows", "–"),
+            "disagreements": len(r.get("disagreements") or []),
+            "ties": len(r.get("ties") or []),
+        }
+        for r in report.get("label_reports") or []
+    ]
+    status = list(report.get("image_status") or [])
+    sources: dict[str, int] = {}
+    for row in status:
+        if row.get("ok"):
+            sources[str(row.get("source"))] = sources.get(str(row.get("source")), 0) + 1
+    return {
+        "files": files,
+        "disagreements": sum(f["disagreements"] for f in files),
+        "images_total": len(status),
+        "images_available": sum(sources.values()),
+        "image_sources": ", ".join(f"{k}: {v}" for k, v in sorted(sources.items())),
+    }
+
+
 def render_dataset_card(
     folder: str | Path,
     *,
@@ -616,16 +730,23 @@ def render_dataset_card(
     pretty_name: str = "Marketplace listings: keyword spam",
     summary: str | None = None,
     provenance: str | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    build_report: Mapping[str, Any] | None = None,
     license: str = "apache-2.0",
     language: str | list[str] = "en",
 ) -> Path:
     """Write the dataset card (``README.md``) of a dataset folder in the Hub layout.
 
     ``dataset``: the ``DatasetDict`` saved there (loaded from ``folder`` with ``datasets.load_dataset``
-    when None). YAML already in the folder's card (``configs:``, ``dataset_info``, written by
-    ``data.save_dataset``) is kept, so ``load_dataset(folder)`` keeps finding the same splits.
+    when None). ``metadata``: YAML that ``load_dataset`` needs (``configs:``, ``dataset_info``), as
+    ``data.save_dataset`` passes it; YAML already in the folder's card is kept otherwise, so
+    ``load_dataset(folder)`` keeps finding the same splits when the card is rendered again.
+    ``build_report``: the ``data.BuildReport`` as a dict (label/vote disagreements per input file, image
+    availability); read from the folder's ``build_report.json`` when None.
     """
     from huggingface_hub import DatasetCard, DatasetCardData
+
+    from hf_spamguard.data.hub_layout import BUILD_REPORT_FILENAME, IMAGE_STATUS_FILENAME
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -637,6 +758,9 @@ def render_dataset_card(
     existing: dict[str, Any] = {}
     if (folder / CARD_FILE).is_file():
         existing = DatasetCard.load(folder / CARD_FILE, ignore_metadata_errors=True).data.to_dict()
+    if build_report is None:
+        build_report = _read_json_strict(folder / BUILD_REPORT_FILENAME)
+    report = _build_report_facts(build_report)
     splits = [_split_stats(name, dataset[name]) for name in dataset]
     total = sum(s["rows"] for s in splits)
     n_images = [s["_images"] for s in splits if s["_images"] is not None]
@@ -660,13 +784,16 @@ def render_dataset_card(
         "n>1M",
     )
     meta = dict(existing)
+    meta.update(metadata or {})
     meta.update(
         license=license,
         language=language if isinstance(language, list) else [language],
         pretty_name=pretty_name,
         size_categories=[size_category],
         task_categories=["text-classification", "image-classification"],
-        tags=sorted({*existing.get("tags", []), "hf-spamguard", "spam-detection", "content-moderation"}),
+        tags=sorted(
+            {*meta.get("tags", []), "hf-spamguard", "spam-detection", "content-moderation", "marketplace"}
+        ),
     )
     card_data = DatasetCardData(**meta)
     content = _render(
@@ -683,7 +810,11 @@ def render_dataset_card(
         splits=splits,
         features=features,
         mean_agreement=f"{sum(agreement) / total:.3f}" if agreement and total else None,
-        disagreements=sum(s["_disagree"] for s in splits),
+        # the build report counts per input file and lists the ids; without one, count from the votes
+        disagreements=report["disagreements"] if report else sum(s["_disagree"] for s in splits),
+        build_report=report,
+        build_report_file=BUILD_REPORT_FILENAME,
+        image_status_file=IMAGE_STATUS_FILENAME if (folder / IMAGE_STATUS_FILENAME).is_file() else None,
         image_share=f"{sum(n_images) / total:.0%}" if n_images and total else None,
         provenance=provenance
         or "Listings and votes from the moderation team's TSV export; photos from a local folder and/or "

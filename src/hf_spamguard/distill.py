@@ -197,11 +197,15 @@ class Student:
         return directory
 
 
-def load_student(directory: str | os.PathLike[str]) -> Student:
-    """Load a student folder written by :func:`distill`."""
+def load_student(
+    directory: str | os.PathLike[str], *, revision: str | None = None, token: str | None = None
+) -> Student:
+    """Load a student folder written by :func:`distill`, or a Hub repo id (``"org/name"``, downloaded once
+    into the Hugging Face cache)."""
     from hf_spamguard.baseline import BaselineClassifier
+    from hf_spamguard.hub_io import local_folder
 
-    directory = Path(directory)
+    directory = local_folder(directory, revision=revision, token=token)
     path = directory / STUDENT_FILE
     if not path.is_file():
         raise FileNotFoundError(
@@ -408,17 +412,32 @@ def _write_card(
         "exact_match_agreement": comparison["exact_match_agreement"],
     }
     results.update({f"{n}_f1": comparison["per_label"][n]["f1"] for n in names})
-    manifest = source / "manifest.json" if source.is_dir() else None
+    # The teacher is only known from the manifest `spamguard label` writes next to labels.parquet; a
+    # bare Parquet file elsewhere has none, and the card then says the teacher was not recorded.
+    manifest = (source if source.is_dir() else source.parent) / "manifest.json"
     teacher = None
-    if manifest is not None and manifest.is_file():
+    if manifest.is_file():
         teacher = json.loads(manifest.read_text(encoding="utf-8")).get("teacher")
+    split = report["summary"]["split"]
+    training = {
+        "targets": report["summary"]["targets"],
+        "hard_threshold": config.hard_threshold,
+        "features": config.features,
+        "Cs": list(config.Cs),
+        "cv": config.cv,
+        "seed": config.seed,
+        "rows (train / validation / test)": f"{split['train']} / {split['validation']} / {split['test']}",
+    }
     render_baseline_card(
         out,
+        student=True,
         labels=names,
         label_thresholds=report["thresholds"],
         teacher=str(teacher) if teacher else None,
+        taxonomy=load_taxonomy(out / TAXONOMY_FILE).to_dict(),
         target_precision=config.target_precision,
         eval_results=results,
+        training_config=training,
         dataset=str(source),
         eval_split="test",
         eval_size=comparison["n"],

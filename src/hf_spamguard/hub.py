@@ -23,6 +23,7 @@ from hf_spamguard.atomic import atomic_write_text
 from hf_spamguard.cards import (
     CARD_FILE,
     REPO_PLACEHOLDER,
+    STUDENT_FILE,
     find_eval_results,
     model_card_facts,
     render_baseline_card,
@@ -52,6 +53,11 @@ EXCLUDE_PATTERNS = (
     "*.ckpt",
     ".*.tmp",
 )
+
+# Never uploaded from a baseline or student folder (paths relative to it): distill's diagnostics.
+# errors/*.csv hold raw review text, ids and place names, and the report links to them; they serve
+# error analysis on the training machine, and a Hub repo is public unless created --private.
+BASELINE_DIAGNOSTICS = ("errors", "distill_report.*")
 
 # The Space runs the metric's standard gradio widget; the module itself is pure NumPy.
 SPACE_APP = """import evaluate
@@ -89,10 +95,17 @@ def _excluded(name: str) -> bool:
     return any(fnmatch.fnmatch(name, pattern) for pattern in EXCLUDE_PATTERNS)
 
 
-def _copy_tree(src: Path, dst: Path, skipped: list[str]) -> None:
+def _copy_tree(src: Path, dst: Path, skipped: list[str], exclude_paths: tuple[str, ...] = ()) -> None:
+    """Copy ``src`` into ``dst`` without :data:`EXCLUDE_PATTERNS` (matched on names at any depth) nor
+    ``exclude_paths`` (patterns matched on paths relative to ``src``); what is left out goes to ``skipped``."""
+
     def ignore(directory: str, names: list[str]) -> set[str]:
-        out = {n for n in names if _excluded(n)}
         rel = Path(directory).relative_to(src)
+        out = {
+            n
+            for n in names
+            if _excluded(n) or any(fnmatch.fnmatch((rel / n).as_posix(), p) for p in exclude_paths)
+        }
         skipped.extend((rel / n).as_posix() for n in sorted(out))
         return out
 
@@ -326,8 +339,12 @@ def assemble_baseline_folder(
     repo_id: str | None = None,
     skipped: list[str] | None = None,
 ) -> Path:
-    """Hub folder for a skops baseline or multi-label student: ``model.skops`` + ``config.json`` +
-    ``policy.json`` + card (rendered now if the folder has none)."""
+    """Hub folder for a skops baseline (``model.skops`` + ``config.json`` + ``policy.json``) or a
+    multi-label student (``model.skops`` + ``config.json`` + ``student.json`` + ``taxonomy.yaml``), with
+    its card (rendered now if the folder has none).
+
+    A student's training diagnostics (:data:`BASELINE_DIAGNOSTICS`: ``errors/``, ``distill_report.*``)
+    are left out and listed in ``skipped``."""
     baseline_dir = Path(baseline_dir)
     if not (baseline_dir / "model.skops").is_file():
         raise ValueError(f"{baseline_dir}: not a baseline folder (no model.skops)")
@@ -342,12 +359,15 @@ def assemble_baseline_folder(
     _check_not_nested(baseline_dir, out_dir)
 
     def build(tmp: Path) -> None:
-        _copy_tree(baseline_dir, tmp, skipped)
+        _copy_tree(baseline_dir, tmp, skipped, exclude_paths=BASELINE_DIAGNOSTICS)
         if not (tmp / CARD_FILE).is_file():
+            # A student's card takes its labels from student.json (they include the labels predicted as
+            # constants, which have no head in config.json).
             labels = config.get("labels") or []
+            is_student = (tmp / STUDENT_FILE).is_file()
             render_baseline_card(
                 tmp,
-                labels=labels if len(labels) > 1 else None,
+                labels=labels if len(labels) > 1 and not is_student else None,
                 eval_results=find_eval_results(tmp),
                 repo_id=repo_id,
                 model_name=repo_id.split("/")[-1] if repo_id else baseline_dir.resolve().name,

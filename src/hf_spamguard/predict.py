@@ -96,10 +96,14 @@ def _verdicts_vlm(model_dir: Path, ds: Any, batch_size: int, reason: bool) -> It
 
 
 def model_kind(model_dir: str | os.PathLike[str]) -> str:
-    """``"baseline"`` for a spamguard-baseline folder, ``"vlm"`` for anything with a config.json."""
-    from hf_spamguard.baseline import is_baseline_folder
+    """``"baseline"`` for a spamguard-baseline folder, ``"vlm"`` for anything with a config.json.
 
-    path = Path(model_dir)
+    ``model_dir`` may be a Hub repo id (``"org/name"``): it is downloaded once into the Hugging Face cache.
+    """
+    from hf_spamguard.baseline import is_baseline_folder
+    from hf_spamguard.hub_io import local_folder
+
+    path = local_folder(model_dir)
     if not path.is_dir():
         raise FileNotFoundError(f"{model_dir}: no such model folder")
     if is_baseline_folder(path):
@@ -119,9 +123,13 @@ def predict_to_jsonl(
     reason: bool = True,
 ) -> PredictionSummary:
     """Score ``source`` (a built dataset folder, a TSV, a Hub id, or a ``datasets.Dataset``) with the model
-    in ``model_dir`` and write JSON Lines to ``out`` atomically."""
+    in ``model_dir`` (a folder or a Hub repo id) and write JSON Lines to ``out`` atomically."""
     from tqdm.auto import tqdm
 
+    from hf_spamguard.hub_io import local_folder
+
+    # Resolved once: both the kind check and the scorer then read the same (downloaded) snapshot.
+    model_dir = local_folder(model_dir)
     kind = model_kind(model_dir)
     if hasattr(source, "column_names"):
         ds = source

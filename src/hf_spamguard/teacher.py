@@ -9,12 +9,13 @@ labels (and the optional rationale, generated greedily after the labels).
 Durability (``label_reviews``): the input is cut into fixed shards of ``shard_size`` rows, in input
 order. A shard is written to a temporary file, fsynced and renamed (``os.replace``), so a shard file
 either exists complete or not at all; the file's existence *is* the record that the shard is done.
-``manifest.json`` (rewritten atomically after every shard) records the job's identity (teacher,
-taxonomy, prompt, input files, shard size...) and progress. Killed at any moment, even with SIGKILL,
-the same command resumes with the missing shards: no row lost, repeated or half-written. Under
-``accelerate launch --num_processes N`` (or ``torchrun``) process ``p`` labels shards ``k % N == p``;
-whichever process finishes last merges the shards, in shard order, into ``labels.parquet``, so the
-result does not depend on ``N``.
+``manifest.json`` (rewritten atomically after every shard) records the job's identity (teacher with a
+fingerprint of its files or its Hub revision, dtype, taxonomy, prompt, input files, shard size...) and
+progress; a resume whose identity differs is refused, so one label file never mixes two models. Killed
+at any moment, even with SIGKILL, the same command resumes with the missing shards: no row lost,
+repeated or half-written. Under ``accelerate launch --num_processes N`` (or ``torchrun``) process
+``p`` labels shards ``k % N == p``; whichever process finishes last merges the shards, in shard order,
+into ``labels.parquet``, so the result does not depend on ``N``.
 """
 
 from __future__ import annotations
@@ -36,7 +37,13 @@ import numpy as np
 import pandas as pd
 
 from hf_spamguard.atomic import atomic_path, atomic_write_json
-from hf_spamguard.data.reviews import count_reviews, input_fingerprint, iter_reviews, unlabellable_reason
+from hf_spamguard.data.reviews import (
+    count_reviews,
+    folder_fingerprint,
+    input_fingerprint,
+    iter_reviews,
+    unlabellable_reason,
+)
 from hf_spamguard.prompts import (
     REVIEW_RATIONALE_PREFIX,
     PromptConfig,
@@ -56,6 +63,7 @@ __all__ = [
     "load_labels",
     "merge_shards",
     "read_manifest",
+    "teacher_fingerprint",
 ]
 
 logger = logging.getLogger(__name__)
@@ -199,10 +207,7 @@ class TeacherLabeler:
         )
 
         path = str(path)
-        if not os.path.isdir(path) and not re.fullmatch(r"[\w.-]+/[\w.-]+", path):
-            raise FileNotFoundError(
-                f"teacher model not found: {path!r} (give a model folder or a Hub id like org/name)"
-            )
+        _check_teacher_exists(path)
         model_type = (
             "" if is_adapter_folder(path) else getattr(AutoConfig.from_pretrained(path), "model_type", "")
         )
@@ -432,6 +437,73 @@ class TeacherLabeler:
         return [clean_reason(texts[i] if done[i] else self.tokenizer.decode(pieces[i])) for i in range(n)]
 
 
+# --------------------------------------------------------------------------------------------- teacher identity
+
+
+def _check_teacher_exists(teacher: str) -> None:
+    if not os.path.isdir(teacher) and not re.fullmatch(r"[\w.-]+/[\w.-]+", teacher):
+        raise FileNotFoundError(
+            f"teacher model not found: {teacher!r} (give a model folder or a Hub id like org/name)"
+        )
+
+
+def _cached_hub_revision(repo_id: str) -> str | None:
+    """The commit of ``repo_id`` in the local Hub cache (what an offline load would use), or None."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        for name in ("config.json", "adapter_config.json"):
+            cached = try_to_load_from_cache(repo_id, name)
+            if isinstance(cached, str):
+                return Path(cached).parent.name  # .../snapshots/<commit>/config.json
+    except Exception:  # noqa: BLE001 - no cache, invalid id...: the id alone identifies the teacher
+        return None
+    return None
+
+
+def teacher_fingerprint(teacher: str | os.PathLike[str]) -> dict[str, Any]:
+    """What identifies the teacher's weights, for the job identity of a labelling folder.
+
+    A local folder: its resolved path and :func:`~hf_spamguard.data.reviews.folder_fingerprint` (names,
+    sizes, mtimes of its files), plus the fingerprint of its base model when it is a peft adapter. A Hub
+    id: the id and the commit in the local Hub cache (no network), or ``None`` when it is not cached yet.
+    """
+    teacher = str(teacher)
+    _check_teacher_exists(teacher)
+    if not os.path.isdir(teacher):
+        return {"hub_id": teacher, "revision": _cached_hub_revision(teacher)}
+    fp: dict[str, Any] = {"folder": str(Path(teacher).resolve()), "files": folder_fingerprint(teacher)}
+    from hf_spamguard.modeling import _adapter_base, is_adapter_folder
+
+    if is_adapter_folder(teacher):
+        # An adapter is only half the model: a retrained base changes the labels as much.
+        fp["base"] = teacher_fingerprint(_adapter_base(teacher, None))
+    return fp
+
+
+def _same_teacher(old: Any, new: Any) -> bool:
+    if not (isinstance(old, dict) and isinstance(new, dict)):
+        return old == new
+    if "hub_id" in old and old.get("revision") is None:
+        # The job started before the teacher was in the local cache, so its revision was unknown then;
+        # the first load recorded the revision actually used (see label_reviews).
+        return old["hub_id"] == new.get("hub_id")
+    return old.keys() == new.keys() and all(_same_teacher(old[k], new[k]) for k in old)
+
+
+def _dtype_name(device: str | None, dtype: str | None) -> str:
+    """The dtype the teacher will run in, resolved: ``None`` means bfloat16 on GPU and float32 on CPU,
+    and labels from the two differ, so the job records the dtype used, not the option given."""
+    import torch
+
+    from hf_spamguard.modeling import choose_device_and_dtype
+
+    if dtype not in (None, "auto") and not isinstance(getattr(torch, str(dtype), None), torch.dtype):
+        raise ValueError(f"dtype: {dtype!r} is not a torch dtype (e.g. bfloat16, float16, float32, auto)")
+    _, resolved = choose_device_and_dtype(_default_device(device), dtype)
+    return str(resolved).removeprefix("torch.")
+
+
 # --------------------------------------------------------------------------------------------- shards & manifest
 
 
@@ -478,6 +550,8 @@ def _identity(config: LabelingConfig, taxonomy: Taxonomy) -> dict[str, Any]:
     prompt_hash = hashlib.sha256(review_system_prompt(taxonomy).encode()).hexdigest()[:16]
     return {
         "teacher": config.teacher,
+        "teacher_fingerprint": teacher_fingerprint(config.teacher),
+        "dtype": _dtype_name(config.device, config.dtype),
         "taxonomy": taxonomy.to_dict(),
         "prompt_sha256": prompt_hash,
         "input": config.input,
@@ -491,13 +565,41 @@ def _identity(config: LabelingConfig, taxonomy: Taxonomy) -> dict[str, Any]:
     }
 
 
+#: Identity fields that manifests written by earlier versions lack: adopted with a warning on resume.
+_LATER_IDENTITY_FIELDS = ("teacher_fingerprint", "dtype")
+
+
 def _check_identity(old: dict[str, Any], new: dict[str, Any], out_dir: Path) -> None:
+    path = out_dir / MANIFEST_FILE
     for key, value in new.items():
-        if old.get(key) != value:
-            raise ValueError(
-                f"{out_dir / MANIFEST_FILE}: this folder holds a labelling job with a different {key!r} "
-                f"({old.get(key)!r} there, {value!r} now); resume with the same settings or use a new --out"
+        if key not in old and key in _LATER_IDENTITY_FIELDS:
+            logger.warning(
+                "%s: the job predates recording %r; assuming the current one (%r) is the one it started with",
+                path,
+                key,
+                value,
             )
+            continue
+        same = _same_teacher(old.get(key), value) if key == "teacher_fingerprint" else old.get(key) == value
+        if same:
+            continue
+        if key == "teacher_fingerprint":
+            how = (
+                "the teacher's files changed since this job started (retrained, replaced or another Hub "
+                "revision) and its labels would mix two models: label into a new --out (or delete "
+                f"{out_dir} to start over), or restore the teacher the job started with"
+            )
+        elif key == "dtype":
+            how = (
+                f"resume with --dtype {old.get(key)} (the default is bfloat16 on GPU, float32 on CPU) "
+                "or use a new --out"
+            )
+        else:
+            how = "resume with the same settings or use a new --out"
+        raise ValueError(
+            f"{path}: this folder holds a labelling job with a different {key!r} "
+            f"({old.get(key)!r} there, {value!r} now); {how}"
+        )
 
 
 class _Progress:
@@ -651,9 +753,10 @@ def label_reviews(
     rank, world = _process_rank(process_index, num_processes)
     taxonomy = load_taxonomy(config.taxonomy)
     out = Path(config.out)
+    identity = _identity(config, taxonomy)  # before mkdir: a missing teacher or bad dtype leaves no folder
     (out / SHARD_DIR).mkdir(parents=True, exist_ok=True)
-    identity = _identity(config, taxonomy)
     manifest_path = out / MANIFEST_FILE
+    old: dict[str, Any] | None = None
     if manifest_path.is_file():
         old = read_manifest(out)
         _check_identity(old, identity, out)
@@ -689,6 +792,13 @@ def label_reviews(
                 rationale=config.rationale,
                 max_rationale_tokens=config.max_rationale_tokens,
             )
+            # A Hub teacher is in the local cache only now: record the revision actually loaded, and
+            # refuse when the Hub moved on since the job's earlier shards were labelled.
+            loaded = teacher_fingerprint(config.teacher)
+            if loaded != identity["teacher_fingerprint"]:
+                identity = {**identity, "teacher_fingerprint": loaded}
+                if old is not None:
+                    _check_identity(old, identity, out)
         todo_set = set(todo)
         with tqdm(
             total=total,

@@ -43,6 +43,13 @@ for _name in _COMMAND_MODULES:
 def main() -> None:
     """Console-script entry point. User errors (:class:`~hf_spamguard.cli._common.UserError`) print one
     line on stderr and exit with code 1."""
+    import logging
+
+    # bitsandbytes (imported by peft) warns on every CPU start that it cannot fetch an optional kernel
+    # from the Hub and asks for `pip install kernels`; the CPU paths here never use that kernel, and
+    # the advice would not work offline anyway. Only the command line silences it; library users keep
+    # their own logging configuration.
+    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
     app()
 
 

@@ -14,7 +14,9 @@ def register(app: typer.Typer) -> None:
     @app.command("predict")
     @user_errors
     def predict(
-        model: Path = typer.Option(..., "--model", help="Model folder: a baseline or a fine-tuned VLM."),
+        model: Path = typer.Option(
+            ..., "--model", help="Model folder or Hub id: a baseline or a fine-tuned VLM."
+        ),
         dataset: str = typer.Option(
             ..., "--dataset", help="Built dataset folder, folder with TSVs, .tsv file or Hub id."
         ),

@@ -55,7 +55,9 @@ def register(app: typer.Typer) -> None:
         else:
             typer.echo(f"Wrote {kind} ({len(result.files)} files) to {result.folder}")
         if result.skipped:
-            typer.echo(f"Left out (training state, not for the Hub): {', '.join(result.skipped)}")
+            typer.echo(
+                f"Left out (training state and diagnostics, not for the Hub): {', '.join(result.skipped)}"
+            )
 
     @app.command("demo")
     @user_errors

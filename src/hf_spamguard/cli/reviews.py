@@ -118,7 +118,7 @@ def distill_cmd(
 
 
 def score_cmd(
-    model: Annotated[Path, typer.Option(help="Student folder from `spamguard distill`.")],
+    model: Annotated[Path, typer.Option(help="Student folder from `spamguard distill`, or its Hub id.")],
     input: Annotated[str, typer.Option("--input", help="Reviews to score (any format `label` reads).")],
     out: Annotated[Path, typer.Option(help="Output Parquet file (id, p_<label>..., flags).")],
     meta: Annotated[str | None, typer.Option(help="Google Local place metadata file or folder.")] = None,

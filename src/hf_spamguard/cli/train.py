@@ -27,10 +27,17 @@ def register(app: typer.Typer) -> None:
     )
     @user_errors
     def train_command(ctx: typer.Context) -> None:
+        args = list(ctx.args)
+        help_only = not args or "--help-all" in args or "--help" in args
+        if not help_only:
+            # First, before training.run imports trl / transformers: Unsloth must patch them before their
+            # classes are used (a no-op unless --backend unsloth runs on CUDA).
+            from hf_spamguard.training.backends import preimport_unsloth
+
+            preimport_unsloth(args)
         from hf_spamguard.training.run import main, make_parser
 
-        args = list(ctx.args)
-        if not args or "--help-all" in args or "--help" in args:
+        if help_only:
             make_parser().print_help()
             return
         main(args)

@@ -45,13 +45,12 @@ def _write_parquet(ds: datasets.Dataset, path: Path, batch_size: int = 1000) -> 
     return path.stat().st_size
 
 
-def _card(dd: datasets.DatasetDict, report: BuildReport | None, n_bytes: dict[str, int]) -> str:
-    import yaml
-
+def _loading_metadata(dd: datasets.DatasetDict) -> dict[str, Any]:
+    """The card YAML that ``load_dataset(folder)`` reads: which files form which split, and the features
+    (so that ``ClassLabel`` names and the ``Image`` feature come back even without the Parquet metadata)."""
     first = next(iter(dd.values()))
-    features_yaml = first.features._to_yaml_list()
     splits = list(dd)
-    meta = {
+    return {
         "configs": [
             {
                 "config_name": "default",
@@ -59,56 +58,12 @@ def _card(dd: datasets.DatasetDict, report: BuildReport | None, n_bytes: dict[st
             }
         ],
         "dataset_info": {
-            "features": features_yaml,
+            "features": first.features._to_yaml_list(),
             "splits": [
                 {"name": s, "num_bytes": int(dd[s].data.nbytes), "num_examples": len(dd[s])} for s in splits
             ],
         },
-        "task_categories": ["image-text-to-text", "text-classification"],
-        "tags": ["spam-detection", "content-moderation", "marketplace", "hf-spamguard"],
     }
-    rows = "\n".join(
-        f"| {s} | {len(dd[s])} | {sum(dd[s]['label'])} | "
-        f"{sum(dd[s].with_format('arrow')['image'].is_valid().to_pylist())} | {n_bytes.get(s, 0) / 1e6:.1f} MB |"
-        for s in splits
-    )
-    notes = ""
-    if report is not None:
-        notes = "\n## Build report\n\n```\n" + report.summary() + "\n```\n"
-        if report.n_disagreements:
-            notes += (
-                f"\n{report.n_disagreements} listing(s) have a `label` that disagrees with the majority of "
-                "the rater votes. They are kept as labelled (the label is the moderation team's final "
-                f"decision); their ids are in `{BUILD_REPORT_FILENAME}`.\n"
-            )
-        notes += f"\nOne row per listing with the image's source or the reason it is missing: `{IMAGE_STATUS_FILENAME}`.\n"
-    body = f"""
-# Marketplace listings for keyword-spam moderation
-
-Listings (description + product photo) labelled by a moderation team as keyword spam (`label` = 1,
-`spam`: the description stuffs unrelated brands, hashtags or "tags:" blocks to rank in more searches)
-or not (`label` = 0, `not_spam`). Built with [hf-spamguard](https://github.com/hf-spamguard).
-
-| split | rows | spam | with image | Parquet size |
-| --- | --- | --- | --- | --- |
-{rows}
-
-## Fields
-
-- `product_id` (string): the listing's id.
-- `description` (string): the seller's text.
-- `image` (Image): the first product photo, embedded; `None` when it was missing or invalid.
-- `image_url` (string): where the photo was published.
-- `label` (ClassLabel `not_spam`/`spam`): the team's final decision.
-- `yes_count`, `no_count` (int32): raters who voted spam / not spam.
-- `label_confidence` (float32): rater agreement `|yes - no| / (yes + no)`.
-
-```python
-from datasets import load_dataset
-ds = load_dataset("path/or/org-name")
-```
-{notes}"""
-    return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n" + body
 
 
 def save_dataset(
@@ -116,10 +71,10 @@ def save_dataset(
 ) -> Path:
     """Write ``dd`` (a ``DatasetDict``) to ``out_dir`` in the Hub's layout and return ``out_dir``.
 
-    Files: ``data/<split>-00000-of-0000N.parquet`` (images embedded), ``README.md`` (card with YAML
-    ``configs`` + ``dataset_info``), and, when a build report is given or attached to ``dd`` by
-    :func:`build_dataset`, ``build_report.json`` and ``image_status.csv``. Existing Parquet files of
-    the written splits are replaced.
+    Files: ``data/<split>-00000-of-0000N.parquet`` (images embedded), ``README.md`` (the dataset card
+    of :func:`hf_spamguard.cards.render_dataset_card`, with YAML ``configs`` + ``dataset_info``), and,
+    when a build report is given or attached to ``dd`` by :func:`build_dataset`, ``build_report.json``
+    and ``image_status.csv``. Existing Parquet files of the written splits are replaced.
     """
     import datasets
 
@@ -133,19 +88,27 @@ def save_dataset(
     data_dir.mkdir(parents=True, exist_ok=True)
     ordered = [s for s in SPLIT_ORDER if s in dd] + [s for s in dd if s not in SPLIT_ORDER]
     dd = datasets.DatasetDict({s: dd[s] for s in ordered})
-    n_bytes: dict[str, int] = {}
     for split, ds in dd.items():
         for old in data_dir.glob(f"{split}-*.parquet"):
             old.unlink()
         num_shards = max(1, math.ceil((ds.data.nbytes or 1) / MAX_SHARD_BYTES))
-        n_bytes[split] = 0
         for i in range(num_shards):
             shard = ds.shard(num_shards, i, contiguous=True) if num_shards > 1 else ds
-            n_bytes[split] += _write_parquet(shard, data_dir / f"{split}-{i:05d}-of-{num_shards:05d}.parquet")
+            _write_parquet(shard, data_dir / f"{split}-{i:05d}-of-{num_shards:05d}.parquet")
     if report is not None:
         atomic_write_text(out / BUILD_REPORT_FILENAME, json.dumps(report.to_dict(), indent=1))
         atomic_write_text(out / IMAGE_STATUS_FILENAME, report.image_status_csv())
-    atomic_write_text(out / CARD_FILENAME, _card(dd, report, n_bytes))
+    # One dataset card for every writer (build, publish, demo): the model_card/dataset_card.md template.
+    # cards sits on a higher floor and only renders the facts passed here, so the lazy import keeps
+    # the import graph pointing down at module level (as baseline.train_baseline and distill do).
+    from hf_spamguard.cards import render_dataset_card
+
+    render_dataset_card(
+        out,
+        dataset=dd,
+        metadata=_loading_metadata(dd),
+        build_report=report.to_dict() if report is not None else None,
+    )
     return out
 
 

@@ -38,6 +38,7 @@ __all__ = [
     "GENERATED_LABELS",
     "REVIEW_COLUMNS",
     "count_reviews",
+    "folder_fingerprint",
     "generate_reviews",
     "google_local_id",
     "input_fingerprint",
@@ -123,6 +124,24 @@ def input_fingerprint(
         st = f.stat()
         out.append({"path": str(f.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns})
     return out
+
+
+def folder_fingerprint(folder: str | os.PathLike[str]) -> str:
+    """A short digest of the names, sizes and modification times of the files directly in ``folder``.
+
+    Resumable jobs (labelling with a teacher, scoring with a student) store it to notice a model folder
+    that was retrained or replaced between two runs. Metadata rather than content: hashing tens of GB of
+    teacher weights on every resume would cost more than it protects (a retrain rewrites the files, so
+    their mtimes change even when the sizes do not).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise NotADirectoryError(f"model folder not found: {folder}")
+    h = hashlib.sha256()
+    for f in sorted(p for p in folder.iterdir() if p.is_file()):
+        st = f.stat()
+        h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
 
 
 # --------------------------------------------------------------------------------------------- JSON lines

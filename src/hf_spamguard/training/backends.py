@@ -7,10 +7,18 @@ inference before training silently stops learning on CPU), its processor, the pe
 
 from __future__ import annotations
 
+import dataclasses
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hf_spamguard.training.args import DEFAULT_LORA_TARGET, QUANT_SKIP_MODULES, ProjectArgs
+from hf_spamguard.training.args import (
+    DEFAULT_LORA_TARGET,
+    QUANT_SKIP_MODULES,
+    ProjectArgs,
+    cuda_available,
+)
 
 
 class BackendError(ValueError):
@@ -49,6 +57,79 @@ def check_backend(backend: str, *, cuda: bool) -> None:
             ) from exc
     elif backend != "transformers":
         raise BackendError(f"unknown backend {backend!r}: expected 'transformers' or 'unsloth'")
+
+
+def _requested(argv: Sequence[str], name: str) -> Any:
+    """The value of ``--name`` as the training parser will see it: the last flag on the command line, else
+    the ``--config`` YAML's key, else ``None``. A peek, not a parse: ``TrlParser`` imports trl and
+    transformers, which is exactly what :func:`preimport_unsloth` must run before."""
+    value: Any = None
+    flag = f"--{name}"
+    for i, arg in enumerate(argv):
+        if arg == flag:
+            nxt = argv[i + 1] if i + 1 < len(argv) else None
+            # A bare boolean flag (`--use_cpu`) means true, as in HfArgumentParser.
+            value = True if nxt is None or nxt.startswith("--") else nxt
+        elif arg.startswith(flag + "="):
+            value = arg.split("=", 1)[1]
+    if value is not None:
+        return value
+    if "--config" in argv and argv.index("--config") + 1 < len(argv):
+        import yaml
+
+        try:
+            with open(argv[argv.index("--config") + 1], encoding="utf-8") as fh:
+                config = yaml.safe_load(fh)
+        except (OSError, yaml.YAMLError):
+            return None  # the real parser reports a bad config; the peek just finds nothing
+        if isinstance(config, dict):
+            return config.get(name)
+    return None
+
+
+def requested_backend(argv: Sequence[str] | None = None) -> str:
+    """The ``backend`` a training command line selects (``--backend``, else the config's, else
+    :class:`ProjectArgs`' default), read without importing trl or transformers."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    value = _requested(argv, "backend")
+    if value is None:
+        return next(f.default for f in dataclasses.fields(ProjectArgs) if f.name == "backend")
+    return str(value)
+
+
+def preimport_unsloth(argv: Sequence[str] | None = None) -> bool:
+    """Import Unsloth now when this training run will use it; ``True`` when it is imported.
+
+    Unsloth patches transformers, peft and trl when it is imported, and only classes created after that
+    get the patches, so it has to come before anything imports them (``training.run`` and
+    ``training.trainer`` import trl). The entry points (``scripts/train.py``, ``spamguard train``) call
+    this first thing. It imports only torch and unsloth, and only when the run selects
+    ``--backend unsloth`` on a CUDA machine (``--use_cpu`` unset, as :func:`~hf_spamguard.training.run.train`
+    decides) with unsloth installed; elsewhere it does nothing and :func:`check_backend` explains later
+    what is missing.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if requested_backend(argv) != "unsloth":
+        return False
+    use_cpu = _requested(argv, "use_cpu")
+    if use_cpu is True or str(use_cpu).lower() in ("true", "1", "yes", "y", "t"):
+        return False
+    # After the backend check: the default backend must not pay for importing torch here.
+    if not cuda_available():
+        return False
+    if "transformers" in sys.modules and "unsloth" not in sys.modules:
+        import warnings
+
+        warnings.warn(
+            "transformers was imported before unsloth: some Unsloth patches may not apply; call "
+            "hf_spamguard.training.backends.preimport_unsloth() before importing transformers",
+            stacklevel=2,
+        )
+    try:
+        import unsloth  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _torch_dtype(name: str | None, *, cuda: bool) -> Any:

@@ -418,6 +418,12 @@ def train(project: ProjectArgs, sft_args: Any, model_args: Any) -> TrainResult:
         and sft_args.eval_strategy != IntervalStrategy.NO
     ):
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=project.early_stopping_patience))
+        metric = str(sft_args.metric_for_best_model)
+        metric = metric if metric.startswith("eval_") else f"eval_{metric}"
+        notes.append(
+            f"early stopping after {project.early_stopping_patience} evaluation(s) without improvement "
+            f"of {metric}"
+        )
     score_rows = EvalRows.from_dataset(eval_ds) if eval_ds is not None else None
     trainer = SpamGuardSFTTrainer(
         model=tm.model,
