@@ -164,3 +164,17 @@ def test_taxonomy_json_roundtrip_via_manifest_style_dict() -> None:
 
     t = load_taxonomy("reviews")
     assert parse_taxonomy(json.loads(json.dumps(t.to_dict()))) == t
+
+
+def test_a_reviewer_name_column_is_not_taken_for_the_place(tmp_path: Path) -> None:
+    # Review exports call the reviewer "name"; only explicit place columns give the place context.
+    path = tmp_path / "reviews.csv"
+    pd.DataFrame(
+        {"review_id": ["a", "b"], "review_text": ["great", "bad"], "name": ["Ann", "Bob"], "stars": [5, 1]}
+    ).to_csv(path, index=False)
+    df = read_reviews(path)
+    assert df["place_name"].isna().all() and list(df["rating"]) == [5.0, 1.0]
+    pd.DataFrame({"id": ["a"], "text": ["great"], "name": ["Ann"], "business_name": ["Cafe X"]}).to_csv(
+        path, index=False
+    )
+    assert read_reviews(path)["place_name"].tolist() == ["Cafe X"]

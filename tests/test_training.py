@@ -24,6 +24,7 @@ FAST = [
     "--max_train_samples", "12",
     "--max_eval_samples", "12",
     "--max_pixels", "4096",
+    "--max_text_tokens", "96",
     "--eval_batch_size", "12",
     "--per_device_eval_batch_size", "12",
     "--logging_steps", "1",
@@ -372,7 +373,10 @@ def test_lora_run_writes_a_pipeline_ready_folder(lora_run) -> None:
                  "tokenizer.json", "training_summary.json", "adapter/adapter_config.json", "spamguard_pipeline.py"):  # fmt: skip
         assert (final / name).is_file(), name
     assert not (final / "training_args.bin").exists()  # no pickles in a Hub-ready folder
-    assert json.loads((final / "prompt_config.json").read_text())["max_pixels"] == 4096
+    prompt = json.loads((final / "prompt_config.json").read_text())
+    assert (
+        prompt["max_pixels"] == 4096 and prompt["max_text_tokens"] == 96
+    )  # inference truncates the same way
     # Each evaluation logged the policy metric from the scoring pass.
     evals = [h for h in result.log_history if "eval_loss" in h]
     assert evals and all(k in evals[0] for k in ("eval_pr_auc", "eval_roc_auc", "eval_macro_f1", "eval_ece"))
@@ -599,3 +603,26 @@ def test_accelerate_launch_two_cpu_processes(
     summary = json.loads((out / "final" / "training_summary.json").read_text())
     assert summary["num_processes"] == 2 and summary["global_step"] == 2
     assert summary["distributed_backend"] == "gloo"
+
+
+@pytest.mark.parametrize(
+    "config,extra,named",
+    [
+        ({"loss_type": "dft"}, {}, "loss_type='dft'"),
+        ({"label_smoothing_factor": 0.1}, {}, "label_smoothing_factor=0.1"),
+        (
+            {},
+            {"compute_loss_func": lambda outputs, labels, num_items_in_batch=None: 0.0},
+            "compute_loss_func",
+        ),
+    ],
+)
+def test_trainer_refuses_losses_it_would_silently_replace(tmp_path: Path, config, extra, named) -> None:
+    # The weighted NLL replaces TRL's loss computation: another loss must be an error, not ignored.
+    from trl import SFTConfig
+
+    from hf_spamguard.training.trainer import SpamGuardSFTTrainer
+
+    args = SFTConfig(output_dir=str(tmp_path), use_cpu=True, report_to="none", **config)
+    with pytest.raises(ValueError, match=named.replace("(", r"\(")):
+        SpamGuardSFTTrainer(model="unused: refused before loading", args=args, **extra)

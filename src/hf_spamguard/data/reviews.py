@@ -66,7 +66,8 @@ _ALIASES = {
     "id": ("id", "review_id"),
     "text": ("text", "review_text", "review", "content"),
     "rating": ("rating", "stars"),
-    "place_name": ("place_name", "business_name", "name"),
+    # not plain "name": in review exports (Google Local's among them) that is the reviewer's name
+    "place_name": ("place_name", "business_name"),
     "category": ("category", "place_category", "categories"),
     "gmap_id": ("gmap_id",),
 }

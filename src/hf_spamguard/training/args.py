@@ -98,6 +98,13 @@ class ProjectArgs:
         default=None,
         metadata={"help": "Resize listing photos to at most this many pixels (prompt builder's max_pixels)."},
     )
+    max_text_tokens: int | None = field(
+        default=None,
+        metadata={
+            "help": "Truncate descriptions to this many tokens (prompt builder's max_text_tokens; saved in "
+            "prompt_config.json so inference truncates the same way). Default: the prompt builder's."
+        },
+    )
     eval_batch_size: int = field(
         default=8, metadata={"help": "Batch size of the scoring pass (evaluation metrics and calibration)."}
     )

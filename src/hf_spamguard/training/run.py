@@ -408,7 +408,8 @@ def train(project: ProjectArgs, sft_args: Any, model_args: Any) -> TrainResult:
         sft_args.eval_strategy = IntervalStrategy.NO
         sft_args.load_best_model_at_end = False
 
-    prompt_config = PromptConfig(max_pixels=project.max_pixels) if project.max_pixels else PromptConfig()
+    overrides = {"max_pixels": project.max_pixels, "max_text_tokens": project.max_text_tokens}
+    prompt_config = PromptConfig(**{k: v for k, v in overrides.items() if v is not None})
     tokenizer = getattr(tm.processor, "tokenizer", tm.processor)
     callbacks = []
     if (

@@ -143,6 +143,25 @@ def policy_metrics(labels: np.ndarray, confidences: np.ndarray) -> dict[str, flo
     return out
 
 
+def _refuse_other_losses(args: Any, kwargs: dict[str, Any]) -> None:
+    """The weighted loss below is TRL's token NLL; refuse settings that would swap in another loss,
+    rather than ignore them silently."""
+    problems = []
+    loss_type = getattr(args, "loss_type", "nll")
+    if loss_type not in (None, "nll"):
+        problems.append(f"loss_type={loss_type!r}")
+    if getattr(args, "label_smoothing_factor", 0.0):
+        problems.append(f"label_smoothing_factor={args.label_smoothing_factor}")
+    if kwargs.get("compute_loss_func") is not None:
+        problems.append("compute_loss_func")
+    if problems:
+        raise ValueError(
+            f"{', '.join(problems)}: not supported by hf-spamguard's trainer, whose loss is the token "
+            "negative log-likelihood weighted per row by rater agreement (label_confidence); remove the "
+            "setting, or train with TRL's SFTTrainer directly"
+        )
+
+
 class SpamGuardSFTTrainer(SFTTrainer):
     """TRL's ``SFTTrainer`` with loss weights and the scoring-pass evaluation (see module docstring)."""
 
@@ -155,6 +174,7 @@ class SpamGuardSFTTrainer(SFTTrainer):
         inline_images: bool = False,
         **kwargs: Any,
     ) -> None:
+        _refuse_other_losses(kwargs.get("args") or (args[1] if len(args) > 1 else None), kwargs)
         super().__init__(*args, **kwargs)
         # Wrapped after TRL built (or received) its collator, so that its pad-token and chat-template set-up
         # stays TRL's own.
