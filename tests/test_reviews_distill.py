@@ -263,3 +263,36 @@ def test_cli_label_distill_score_end_to_end(tiny_model_dir: Path, tmp_path: Path
         app, ["score", "--model", str(tmp_path / "nope"), "--input", str(src), "--out", str(scored)]
     )
     assert res.exit_code == 1 and "Error:" in res.output and "student" in res.output
+
+
+def test_precision_targets_parse_from_the_command_line_form() -> None:
+    from hf_spamguard.distill import parse_precision_targets
+
+    assert parse_precision_targets("0.9") == 0.9
+    assert parse_precision_targets("spam=0.95, advertisement=0.8") == {"spam": 0.95, "advertisement": 0.8}
+    assert parse_precision_targets("0.85,spam=0.95") == {"spam": 0.95, "*": 0.85}
+    with pytest.raises(ValueError, match="'spam=high'"):
+        parse_precision_targets("spam=high")
+    with pytest.raises(ValueError, match=r"target_precision\['spam'\] must be in \(0, 1\]"):
+        DistillConfig(labels="x", out="y", target_precision={"spam": 1.5})
+
+
+def test_per_label_precision_targets_move_only_their_label(tmp_path: Path, teacher_like_labels) -> None:
+    teacher_like_labels(300, 8).to_parquet(tmp_path / "labels.parquet")
+
+    def run(name: str, target: float | dict[str, float]) -> dict:
+        config = DistillConfig(
+            labels=str(tmp_path / "labels.parquet"), out=str(tmp_path / name), target_precision=target, **FAST
+        )
+        return distill(config, progress=False)
+
+    uniform, strict = run("uniform", 0.5), run("strict", {"spam": 0.99, "*": 0.5})
+    assert strict["thresholds"]["spam"] >= uniform["thresholds"]["spam"]
+    for name in GENERATED_LABELS:
+        if name != "spam":
+            assert strict["thresholds"][name] == uniform["thresholds"][name], name
+    student = json.loads((tmp_path / "strict" / "student.json").read_text())
+    assert student["target_precision"]["spam"] == 0.99 and student["target_precision"]["advertisement"] == 0.5
+    assert "spam 0.99" in (tmp_path / "strict" / "README.md").read_text()
+    with pytest.raises(ValueError, match="not in the taxonomy: \\['spma'\\]"):
+        run("typo", {"spma": 0.9})

@@ -474,8 +474,8 @@ def student_card_facts(folder: str | Path) -> dict[str, Any]:
     facts: dict[str, Any] = {"student": True, "labels": list(info.get("labels") or [])}
     if isinstance(info.get("thresholds"), Mapping):
         facts["label_thresholds"] = dict(info["thresholds"])
-    if _is_number(info.get("target_precision")):
-        facts["target_precision"] = float(info["target_precision"])
+    if _is_number(info.get("target_precision")) or isinstance(info.get("target_precision"), Mapping):
+        facts["target_precision"] = info["target_precision"]
     if info.get("trained_on"):
         facts["dataset"] = str(info["trained_on"])
     taxonomy_path = folder / STUDENT_TAXONOMY_FILE
@@ -518,7 +518,7 @@ def render_baseline_card(
     labels: Iterable[str] | None = None,
     label_thresholds: Mapping[str, float] | None = None,
     teacher: str | None = None,
-    target_precision: float | None = None,
+    target_precision: float | Mapping[str, float] | None = None,
     student: bool | None = None,
     taxonomy: Mapping[str, Any] | None = None,
     model_name: str | None = None,
@@ -624,7 +624,11 @@ def render_baseline_card(
         label_thresholds=[
             (k, format_value(float(v)), definitions.get(k, "")) for k, v in label_thresholds.items()
         ],
-        target_precision=target_precision,
+        target_precision=(
+            ", ".join(f"{k} {format_value(float(v))}" for k, v in target_precision.items())
+            if isinstance(target_precision, Mapping)
+            else target_precision
+        ),
         threshold_notes=threshold_notes,
         metrics=_metric_rows(eval_results),
         eval_split=eval_split,

@@ -64,8 +64,12 @@ class DistillConfig:
     hard_threshold: float = field(
         default=0.5, metadata={"help": "Teacher probability at which a label is set."}
     )
-    target_precision: float = field(
-        default=0.9, metadata={"help": "Precision each label's threshold must reach."}
+    target_precision: float | dict[str, float] = field(
+        default=0.9,
+        metadata={
+            "help": "Precision each label's threshold must reach on validation: one value for all labels, "
+            "or per label ({label: value}; labels left out get 0.9). See parse_precision_targets."
+        },
     )
     validation_size: float = field(default=0.15, metadata={"help": "Share of rows for threshold selection."})
     test_size: float = field(default=0.15, metadata={"help": "Share of rows held out for the report."})
@@ -92,8 +96,13 @@ class DistillConfig:
             or self.validation_size + self.test_size >= 1
         ):
             raise ValueError("validation_size and test_size must be in (0, 1) with a sum below 1")
-        if not 0 < self.target_precision <= 1:
-            raise ValueError(f"target_precision must be in (0, 1], got {self.target_precision}")
+        targets = (
+            self.target_precision if isinstance(self.target_precision, dict) else {"*": self.target_precision}
+        )
+        for name, value in targets.items():
+            if not isinstance(value, int | float) or not 0 < value <= 1:
+                where = "target_precision" if name == "*" else f"target_precision[{name!r}]"
+                raise ValueError(f"{where} must be in (0, 1], got {value!r}")
         if self.features not in FEATURE_SETS:
             raise ValueError(f"features must be one of {sorted(FEATURE_SETS)}, got {self.features!r}")
 
@@ -197,6 +206,50 @@ class Student:
         return directory
 
 
+def parse_precision_targets(text: str) -> float | dict[str, float]:
+    """``"0.9"`` → 0.9; ``"spam=0.95,advertisement=0.8"`` → per label; ``"0.85,spam=0.95"`` → every label
+    0.85 except spam (``"*"`` holds that default). Raises ValueError naming the bad part."""
+    default: float | None = None
+    per_label: dict[str, float] = {}
+    for part in (p.strip() for p in str(text).split(",")):
+        if not part:
+            continue
+        name, _, value = part.rpartition("=")
+        try:
+            number = float(value)
+        except ValueError:
+            raise ValueError(f"target precision {part!r}: expected a number or LABEL=NUMBER") from None
+        if name:
+            per_label[name.strip()] = number
+        else:
+            default = number
+    if not per_label:
+        if default is None:
+            raise ValueError(f"target precision {text!r}: no value given")
+        return default
+    if default is not None:
+        per_label["*"] = default
+    return per_label
+
+
+def _label_targets(target: float | dict[str, float], names: Sequence[str]) -> dict[str, float]:
+    if not isinstance(target, dict):
+        return dict.fromkeys(names, float(target))
+    unknown = sorted(set(target) - set(names) - {"*"})
+    if unknown:
+        raise ValueError(
+            f"target_precision names labels that are not in the taxonomy: {unknown} (labels: {list(names)})"
+        )
+    default = float(target.get("*", 0.9))
+    return {n: float(target.get(n, default)) for n in names}
+
+
+def _targets_record(targets: dict[str, float]) -> float | dict[str, float]:
+    # one number when every label shares it, else the per-label targets actually used
+    values = set(targets.values())
+    return values.pop() if len(values) == 1 else dict(targets)
+
+
 def load_student(
     directory: str | os.PathLike[str], *, revision: str | None = None, token: str | None = None
 ) -> Student:
@@ -292,6 +345,7 @@ def distill(config: DistillConfig, *, progress: bool = True) -> dict[str, Any]:
     df = pd.read_parquet(path)
     taxonomy = _taxonomy_of(source, df, config.taxonomy)
     names = list(taxonomy.label_names)
+    targets = _label_targets(config.target_precision, names)
     missing = [f"p_{n}" for n in names if f"p_{n}" not in df.columns]
     if missing:
         raise ValueError(f"{path}: missing columns {missing} for taxonomy {taxonomy.name!r}")
@@ -327,7 +381,7 @@ def distill(config: DistillConfig, *, progress: bool = True) -> dict[str, Any]:
         )
     student = Student(classifier, taxonomy, dict.fromkeys(names, 0.5), constants)
     P_val = student.predict_proba([texts[i] for i in val], n_jobs=None)
-    selection = select_label_thresholds(Y[val], P_val, names, config.target_precision)
+    selection = select_label_thresholds(Y[val], P_val, names, targets)
     student.thresholds = {n: float(selection[n]) for n in names}
     notes = list(getattr(selection, "notes", [])) + [
         f"{n}: the teacher sets it in {int(pos[names.index(n)])} of {len(train)} training rows; predicted as a constant {p:.3f}"
@@ -369,7 +423,7 @@ def distill(config: DistillConfig, *, progress: bool = True) -> dict[str, Any]:
     student.info = {
         "trained_on": str(path),
         "soft_targets": config.soft,
-        "target_precision": config.target_precision,
+        "target_precision": _targets_record(targets),
         "input_text": "review text + ' [place: name | category]' (hf_spamguard.data.reviews.student_texts)",
     }
     student.save_pretrained(out)
@@ -435,7 +489,7 @@ def _write_card(
         label_thresholds=report["thresholds"],
         teacher=str(teacher) if teacher else None,
         taxonomy=load_taxonomy(out / TAXONOMY_FILE).to_dict(),
-        target_precision=config.target_precision,
+        target_precision=_targets_record(_label_targets(config.target_precision, names)),
         eval_results=results,
         training_config=training,
         dataset=str(source),

@@ -82,8 +82,12 @@ def distill_cmd(
         bool, typer.Option("--soft/--hard", help="Train on teacher probabilities or on 0/1 labels.")
     ] = False,
     target_precision: Annotated[
-        float, typer.Option(help="Precision each label's threshold must reach on validation.")
-    ] = 0.9,
+        str,
+        typer.Option(
+            help="Precision each label's threshold must reach on validation: one number (0.9), per label "
+            "(spam=0.95,advertisement=0.8; others 0.9), or both (0.85,spam=0.95)."
+        ),
+    ] = "0.9",
     validation_size: Annotated[float, typer.Option(help="Share of rows for threshold selection.")] = 0.15,
     test_size: Annotated[
         float, typer.Option(help="Share of held-out rows for the student-vs-teacher report.")
@@ -96,7 +100,7 @@ def distill_cmd(
     cs: Annotated[str, typer.Option(help="Comma-separated C values tried per label.")] = "0.3,1,3,10",
 ) -> None:
     """Train the multi-label student (TF-IDF + LR baseline) on teacher labels; per-label thresholds."""
-    from hf_spamguard.distill import DistillConfig, distill
+    from hf_spamguard.distill import DistillConfig, distill, parse_precision_targets
 
     report = distill(
         DistillConfig(
@@ -104,7 +108,7 @@ def distill_cmd(
             out=str(out),
             taxonomy=taxonomy,
             soft=soft,
-            target_precision=target_precision,
+            target_precision=parse_precision_targets(target_precision),
             validation_size=validation_size,
             test_size=test_size,
             seed=seed,
