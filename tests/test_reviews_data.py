@@ -178,3 +178,22 @@ def test_a_reviewer_name_column_is_not_taken_for_the_place(tmp_path: Path) -> No
         path, index=False
     )
     assert read_reviews(path)["place_name"].tolist() == ["Cafe X"]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_repeated_id_in_a_table_is_refused_with_its_place(tmp_path: Path, suffix: str) -> None:
+    df = pd.DataFrame({"id": ["a", "b", "c", "b"], "text": ["one", "two", "three", "four"]})
+    path = tmp_path / f"reviews{suffix}"
+    df.to_csv(path, index=False) if suffix == ".csv" else df.to_parquet(path)
+    where = "line 5" if suffix == ".csv" else "row 4"
+    with pytest.raises(DataValidationError, match="duplicate id 'b'") as err:
+        read_reviews(path, chunk_size=2)  # the repeat is in a later chunk than the first occurrence
+    assert str(err.value).startswith(f"reviews{suffix}") and where in str(err.value)
+    assert err.value.field == "id"
+    # across the files of a folder too
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    df.iloc[:2].to_csv(folder / "part1.csv", index=False)
+    df.iloc[1:3].to_csv(folder / "part2.csv", index=False)
+    with pytest.raises(DataValidationError, match="part2.csv, line 2, field 'id'"):
+        read_reviews(folder)

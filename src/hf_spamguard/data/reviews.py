@@ -294,6 +294,23 @@ def _normalise_table(
     return out.reset_index(drop=True)
 
 
+def _refuse_duplicate_ids(ids: pd.Series, path: Path, offset: int, parquet: bool, seen: set[int]) -> None:
+    # Tables are prepared by people: a repeated id is a mistake that would give one review two labels
+    # (Google Local dumps, which repeat reviews by design, are de-duplicated instead). 8 bytes an id.
+    for i, rid in enumerate(ids):
+        key = int.from_bytes(hashlib.blake2b(rid.encode(), digest_size=8).digest(), "little")
+        if key in seen:
+            where = f"row {offset + i + 1}" if parquet else None
+            raise DataValidationError(
+                path,
+                None if parquet else offset + i + 2,  # 1-based, after the header line
+                "id",
+                f"duplicate id {rid!r}{f' ({where})' if where else ''}: an earlier row has it; ids must be "
+                "unique across the input",
+            )
+        seen.add(key)
+
+
 def _iter_table(
     path: Path,
     chunk_size: int,
@@ -301,6 +318,7 @@ def _iter_table(
     text_column: str | None,
     id_column: str | None,
     keep: Sequence[str],
+    seen: set[int],
 ) -> Iterator[pd.DataFrame]:
     suffix = _suffix(path)
     offset = 0
@@ -323,6 +341,7 @@ def _iter_table(
         )
     for df in chunks:
         out = _normalise_table(df, path, offset, prefix, text_column, id_column)
+        _refuse_duplicate_ids(out["id"], path, offset, suffix == ".parquet", seen)
         for col in keep:
             out[col] = df[col].to_numpy() if col in df.columns else None
         offset += len(df)
@@ -408,6 +427,7 @@ def iter_reviews(
         metas = metas + resolve_review_files(meta)[0]
     places = read_place_metadata(metas) if metas else {}
     seen: set[int] = set()
+    table_ids: set[int] = set()
     root = Path(source)
 
     def frames() -> Iterator[pd.DataFrame]:
@@ -416,7 +436,7 @@ def iter_reviews(
             if _suffix(path) in _JSON_SUFFIXES:
                 yield from _rechunk(_iter_json_rows(path, places, seen, keep), chunk_size, columns)
             else:
-                yield from _iter_table(path, chunk_size, prefix, text_column, id_column, keep)
+                yield from _iter_table(path, chunk_size, prefix, text_column, id_column, keep, table_ids)
 
     yield from _rechunk_frames(frames(), chunk_size)
 
