@@ -164,3 +164,24 @@ def test_multilabel_heads(demo_rows, tmp_path):
         clf(texts[:2])
     with pytest.raises(ValueError, match="shape"):
         BaselineClassifier(labels=["a", "b"]).fit(texts[:10], y[:10])
+
+
+def test_keyword_block_features_count_the_tokens_after_the_first_marker():
+    # Token positions come from the bytes while the tokens come from Arrow's split: leading/trailing
+    # whitespace, empty documents, non-ASCII text and a second marker must not shift them.
+    from hf_spamguard.baseline import DENSE_FEATURES, FeaturizerConfig, featurize_chunk
+
+    texts = [
+        "",
+        "   ",
+        "  Levi jeans. TAGS: nike adidas vintage ",
+        "Été robe\t\ttags:\n\nzara gucci y2k. keywords: prada",
+        "no block here, just nike",
+        "x tags:",
+    ]
+    dense = featurize_chunk(texts, FeaturizerConfig()).dense
+    col = {name: dense[:, i] for i, name in enumerate(DENSE_FEATURES)}
+    np.testing.assert_array_equal(col["has_marker"], [0, 0, 1, 1, 0, 1])
+    np.testing.assert_allclose(np.expm1(col["log_tokens_after_marker"]), [0, 0, 3, 5, 0, 0])
+    np.testing.assert_allclose(np.expm1(col["log_brands_after_marker"]), [0, 0, 2, 3, 0, 0])
+    np.testing.assert_allclose(np.expm1(col["log_brand_mentions"]), [0, 0, 3, 3, 1, 0])
