@@ -18,6 +18,12 @@ REPO_TYPES = ("model", "dataset", "space")
 _REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9_][\w.-]*")
 
 
+def is_repo_id(text: str | os.PathLike[str]) -> bool:
+    """``text`` has the form of a Hub repo id (``namespace/name``); whether a local path of that name
+    exists is the caller's question."""
+    return bool(_REPO_ID.fullmatch(os.fspath(text)))
+
+
 def local_folder(
     name_or_path: str | os.PathLike[str],
     *,
@@ -35,7 +41,7 @@ def local_folder(
     """
     path = Path(name_or_path)
     text = os.fspath(name_or_path)
-    if path.exists() or not _REPO_ID.fullmatch(text):
+    if path.exists() or not is_repo_id(text):
         return path
     if repo_type not in REPO_TYPES:
         raise ValueError(f"repo_type must be one of {REPO_TYPES}, got {repo_type!r}")
@@ -86,15 +92,16 @@ def _hub_reason(exc: BaseException, repo_type: str, revision: str | None) -> str
     if isinstance(exc, RevisionNotFoundError):
         return f"revision {revision!r} does not exist"
     if isinstance(exc, HFValidationError):
-        return f"not a valid repo id ({_first_line(exc)})"
+        return f"not a valid repo id ({first_line(exc)})"
     # a transport error is wrapped (LocalEntryNotFoundError "from" ConnectError): name the root cause
     root = chain[-1]
     if root is not exc:
-        return f"the request to {constants.ENDPOINT} failed ({type(root).__name__}: {_first_line(root)})"
-    return f"{type(exc).__name__}: {_first_line(exc)}"
+        return f"the request to {constants.ENDPOINT} failed ({type(root).__name__}: {first_line(root)})"
+    return f"{type(exc).__name__}: {first_line(exc)}"
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """The first non-empty line of an error message (the Hub client's span several lines)."""
     return next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
 
 
@@ -119,7 +126,7 @@ def upload_folder_to_hub(
         raise FileNotFoundError(f"{folder}: not a folder to upload")
     if repo_type not in REPO_TYPES:
         raise ValueError(f"repo_type must be one of {REPO_TYPES}, got {repo_type!r}")
-    if repo_id.count("/") != 1 or not all(repo_id.split("/")):
+    if not is_repo_id(repo_id):
         raise ValueError(f"repo id must look like 'org/name', got {repo_id!r}")
     api = HfApi(token=token)
     kwargs = {"space_sdk": space_sdk or "static"} if repo_type == "space" else {}

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 # typer >= 0.29 vendors its own click and only catches its own ClickException; fall back for older typer.
@@ -37,9 +38,18 @@ def user_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def hub_failure(what: str, repo_id: str | None, exc: OSError) -> UserError:
-    """One line for a failed upload (``HfHubHTTPError``, ``OfflineModeIsEnabled``, connection errors are
-    all ``OSError``s), with a hint when offline mode is what stopped it."""
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    hint = " (unset HF_HUB_OFFLINE to upload)" if "offline" in first.lower() else ""
-    return UserError(f"upload of the {what} to {repo_id} failed: {first}{hint}")
+@contextlib.contextmanager
+def upload_errors(what: str, repo_id: str | None) -> Iterator[None]:
+    """Turn a failed upload (``HfHubHTTPError``, ``OfflineModeIsEnabled`` and connection errors are all
+    ``OSError``s) into one line, with a hint when offline mode is what stopped it. A missing local
+    folder (``FileNotFoundError``) passes through to :func:`user_errors` as it is."""
+    from hf_spamguard.hub_io import first_line
+
+    try:
+        yield
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        first = first_line(exc)
+        hint = " (unset HF_HUB_OFFLINE to upload)" if "offline" in first.lower() else ""
+        raise UserError(f"upload of the {what} to {repo_id} failed: {first}{hint}") from exc

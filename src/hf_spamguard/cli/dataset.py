@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from hf_spamguard.cli._common import UserError, hub_failure, user_errors
+from hf_spamguard.cli._common import UserError, upload_errors, user_errors
 
 
 @user_errors
@@ -102,12 +102,8 @@ def push(
     """Upload a built dataset folder to the Hugging Face Hub (create_repo + upload_folder)."""
     from hf_spamguard.data import push_dataset
 
-    try:
+    with upload_errors("dataset", repo_id):
         url = push_dataset(folder, repo_id, private=private, token=token)
-    except OSError as exc:  # HfHubHTTPError, OfflineModeIsEnabled, connection errors
-        if isinstance(exc, FileNotFoundError):
-            raise
-        raise hub_failure("dataset", repo_id, exc) from exc
     typer.echo(f"pushed {folder} to https://huggingface.co/datasets/{repo_id} ({url})")
 
 

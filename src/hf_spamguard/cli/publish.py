@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from hf_spamguard.cli._common import UserError, hub_failure, user_errors
+from hf_spamguard.cli._common import UserError, upload_errors, user_errors
 
 
 def register(app: typer.Typer) -> None:
@@ -42,12 +42,8 @@ def register(app: typer.Typer) -> None:
         kind, source = chosen[0]
         if dry_run is None and not repo_id:
             raise UserError("--repo-id ORG/NAME is required (or --dry-run OUT to only write the folder)")
-        try:
+        with upload_errors(kind, repo_id):
             result = publish(kind, source, repo_id=repo_id, private=private, token=token, dry_run=dry_run)
-        except OSError as exc:  # HfHubHTTPError, OfflineModeIsEnabled, connection errors
-            if isinstance(exc, FileNotFoundError):
-                raise
-            raise hub_failure(kind, repo_id, exc) from exc
         for note in result.notes:
             typer.echo(f"Note: {note}")
         if result.url:

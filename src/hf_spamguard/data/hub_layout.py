@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hf_spamguard.atomic import atomic_path, atomic_write_text
+from hf_spamguard.hub_io import is_repo_id, upload_folder_to_hub
 
 if TYPE_CHECKING:
     import datasets
@@ -165,7 +166,7 @@ def load_listings(
             f"{path}: not a listings source (expected a .tsv file, a folder with train.tsv, or a folder "
             "saved by `spamguard dataset build`)"
         )
-    elif text.count("/") == 1 and not text.startswith((".", "/")):
+    elif is_repo_id(text):
         dd = datasets.load_dataset(text)
     else:
         raise FileNotFoundError(f"{source}: no such file or folder (and not a Hub id like 'org/name')")
@@ -178,8 +179,6 @@ def load_listings(
 
 def push_dataset(folder: str | Path, repo_id: str, *, private: bool = False, token: str | None = None) -> str:
     """Upload a folder written by :func:`save_dataset` to the Hub as a dataset repo; return the commit URL."""
-    from hf_spamguard.hub_io import upload_folder_to_hub
-
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such folder")

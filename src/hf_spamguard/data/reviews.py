@@ -33,6 +33,7 @@ import pandas as pd
 
 from hf_spamguard.atomic import atomic_path, atomic_write_bytes
 from hf_spamguard.data.tsv import DataValidationError
+from hf_spamguard.hub_io import is_repo_id
 
 __all__ = [
     "GENERATED_LABELS",
@@ -84,7 +85,7 @@ def _suffix(path: Path) -> str:
 
 
 def _is_hub_id(source: str) -> bool:
-    return bool(re.fullmatch(r"[\w.-]+/[\w.-]+", source)) and not Path(source).exists()
+    return is_repo_id(source) and not Path(source).exists()
 
 
 def resolve_review_files(source: str | os.PathLike[str]) -> tuple[list[Path], list[Path]]:
