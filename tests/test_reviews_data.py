@@ -160,7 +160,7 @@ def test_student_texts_carry_place_context() -> None:
 
 
 def test_taxonomy_json_roundtrip_via_manifest_style_dict() -> None:
-    from hf_spamguard.verdict import parse_taxonomy
+    from hf_spamguard.taxonomy import parse_taxonomy
 
     t = load_taxonomy("reviews")
     assert parse_taxonomy(json.loads(json.dumps(t.to_dict()))) == t

@@ -33,7 +33,7 @@ from hf_spamguard.teacher import (
     read_manifest,
     teacher_fingerprint,
 )
-from hf_spamguard.verdict import load_taxonomy
+from hf_spamguard.taxonomy import load_taxonomy
 
 N_REVIEWS = 60
 SHARD = 6

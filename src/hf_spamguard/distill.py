@@ -27,7 +27,8 @@ import pandas as pd
 
 from hf_spamguard.atomic import atomic_path, atomic_write_json, atomic_write_text
 from hf_spamguard.data.reviews import student_texts
-from hf_spamguard.verdict import TAXONOMY_PRESETS, Taxonomy, load_taxonomy, make_label_verdict, parse_taxonomy
+from hf_spamguard.taxonomy import TAXONOMY_PRESETS, Taxonomy, load_taxonomy, parse_taxonomy
+from hf_spamguard.verdict import make_label_verdict
 
 __all__ = [
     "STUDENT_FILE",

@@ -317,7 +317,7 @@ def _review_field(value: Any) -> str:
 
 
 def review_system_prompt(taxonomy: Any) -> str:
-    """The system message for ``taxonomy`` (a :class:`hf_spamguard.verdict.Taxonomy`): labels,
+    """The system message for ``taxonomy`` (a :class:`hf_spamguard.taxonomy.Taxonomy`): labels,
     definitions, one example each, and the answer format."""
     lines = []
     for label in taxonomy.labels:

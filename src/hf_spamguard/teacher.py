@@ -51,7 +51,8 @@ from hf_spamguard.prompts import (
     review_answer_segments,
     review_system_prompt,
 )
-from hf_spamguard.verdict import Taxonomy, clean_reason, load_taxonomy
+from hf_spamguard.taxonomy import Taxonomy, load_taxonomy
+from hf_spamguard.verdict import clean_reason
 
 __all__ = [
     "LABELS_FILE",
