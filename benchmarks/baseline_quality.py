@@ -35,7 +35,7 @@ def main() -> int:
     import pandas as pd
     from sklearn.model_selection import StratifiedKFold, train_test_split
 
-    from hf_spamguard.baseline import BaselineClassifier, FeaturizerConfig, seed_reference_pipeline
+    from hf_spamguard.baseline import BaselineClassifier, FeaturizerConfig
     from hf_spamguard.policy import (
         binary_scores,
         brier_score,
@@ -45,6 +45,7 @@ def main() -> int:
         roc_auc,
         select_thresholds,
     )
+    from references import seed_reference_pipeline
 
     df = pd.read_csv(args.data, sep="\t", index_col=0)
     texts = df["description"].fillna("").astype(str).tolist()

@@ -25,7 +25,7 @@ POOL = 3000
 
 
 def _pool() -> list[str]:
-    from hf_spamguard.data.demo import generate_demo_listings
+    from hf_spamguard.data.synthetic import generate_demo_listings
 
     return [r["description"] for r in generate_demo_listings(n=POOL, seed=7)]
 
@@ -98,8 +98,9 @@ def main() -> int:
 
     import skops.io as sio
 
-    from hf_spamguard.baseline import BaselineClassifier, BaselineTrainingArguments, seed_reference_pipeline
-    from hf_spamguard.data.demo import generate_demo_listings
+    from hf_spamguard.baseline import BaselineClassifier, BaselineTrainingArguments
+    from hf_spamguard.data.synthetic import generate_demo_listings
+    from references import seed_reference_pipeline
 
     train = generate_demo_listings(n=1500, seed=3)
     texts = [r["description"] for r in train]

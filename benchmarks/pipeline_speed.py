@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from hf_spamguard.data.demo import generate_demo_listings, render_demo_image
+from hf_spamguard.data.synthetic import generate_demo_listings, render_demo_image
 from hf_spamguard.modeling import load_model, load_processor
 from hf_spamguard.pipeline import load_pipeline
 from hf_spamguard.prompts import build_messages, message_images

@@ -5,7 +5,7 @@
 
 The seed's way: load the whole file with pandas, ``TfidfVectorizer(max_features=10000,
 stop_words="english")`` + logistic regression (one per label), transform and predict everything in
-one go, write the result. `spamguard score`: the distilled student (:mod:`hf_spamguard.distill`),
+one go, write the result. `spamguard score`: the distilled student (:mod:`hf_spamguard.reviews.distill`),
 streamed in chunks on all cores, Parquet written incrementally. Both models are trained on the same
 20k teacher-labelled rows first, and loaded, before the clock starts. Each method runs in its own subprocess; peak memory is the
 largest proportional set size (PSS: shared pages split between processes) of that process and its
@@ -30,7 +30,7 @@ LABELS = ("advertisement", "irrelevant", "rant_without_visit", "spam")
 def _teacher_labels(n: int, path: Path) -> None:
     import numpy as np
 
-    from hf_spamguard.data.reviews import generate_reviews
+    from hf_spamguard.reviews.synthetic import generate_reviews
 
     df = generate_reviews(n, seed=12345).drop(columns=["error"])
     rng = np.random.default_rng(0)
@@ -45,8 +45,8 @@ def _teacher_labels(n: int, path: Path) -> None:
 
 
 def worker_ours(args: argparse.Namespace) -> dict:
-    from hf_spamguard.batch import score_reviews
-    from hf_spamguard.distill import load_student
+    from hf_spamguard.reviews.batch import score_reviews
+    from hf_spamguard.reviews.student import load_student
 
     student = load_student(args.student)  # model set-up is not timed, as for the seed
     t0 = time.perf_counter()
@@ -148,8 +148,8 @@ def main() -> None:
         print(json.dumps((worker_ours if args.worker == "ours" else worker_seed)(args)))
         return
 
-    from hf_spamguard.data.reviews import write_generated_reviews
-    from hf_spamguard.distill import DistillConfig, distill
+    from hf_spamguard.reviews.distill import DistillConfig, distill
+    from hf_spamguard.reviews.synthetic import write_generated_reviews
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="score_speed_"))
     work.mkdir(parents=True, exist_ok=True)

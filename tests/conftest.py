@@ -34,7 +34,7 @@ def depop_tsv() -> Path:
 @pytest.fixture(scope="session")
 def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The synthetic demo listings as the moderation team would hand them over: TSVs + an image folder."""
-    from hf_spamguard.data.demo import write_demo
+    from hf_spamguard.data.synthetic import write_demo
 
     return write_demo(tmp_path_factory.mktemp("demo"))
 
@@ -67,7 +67,7 @@ def _teacher_like_labels(n: int, seed: int) -> Any:
     """Teacher output for the generated reviews: confident, slightly noisy probabilities of the truth."""
     import numpy as np
 
-    from hf_spamguard.data.reviews import GENERATED_LABELS, generate_reviews
+    from hf_spamguard.reviews.synthetic import GENERATED_LABELS, generate_reviews
 
     df = generate_reviews(n, seed=seed).drop(columns=["error"])
     rng = np.random.default_rng(seed)
@@ -95,7 +95,7 @@ def review_labels_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def review_student_dir(review_labels_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A review-moderation student distilled (fast settings) from :func:`review_labels_file`, with its
     card, distill report and errors/*.csv."""
-    from hf_spamguard.distill import DistillConfig, distill
+    from hf_spamguard.reviews.distill import DistillConfig, distill
 
     out = tmp_path_factory.mktemp("student")
     config = DistillConfig(labels=str(review_labels_file), out=str(out), taxonomy="reviews", Cs=(1.0,), cv=2)

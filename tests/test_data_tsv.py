@@ -159,3 +159,30 @@ def test_real_data_reads_clean(depop_tsv: Path) -> None:
     df = read_listings_tsv(depop_tsv)
     assert len(df) == 1500 and df["product_id"].is_unique
     assert set(df["label"]) == {0, 1}
+
+
+@pytest.mark.parametrize("vote", ["٣", "３", "৩", "3\u00a0", "\u20093"])
+def test_votes_accept_ascii_digits_only(tmp_path: Path, vote: str) -> None:
+    """Arabic-Indic, full-width and Bengali digits (and non-ASCII spaces) are not votes: int() would
+    silently read them as 3."""
+    text = HEADER + _row(0, "1") + _row(1, "2", yes=vote)
+    err = _error(_write(tmp_path, text))
+    assert (err.line, err.field) == (3, "yes_count") and "non-negative integer" in str(err)
+
+
+@pytest.mark.parametrize("vote", ["2147483648", "3000000000", str(2**63), str(10**22), "9" * 5000])
+def test_votes_above_int32_are_one_line_errors(tmp_path: Path, vote: str) -> None:
+    text = HEADER + _row(0, "1") + _row(1, "2", no=vote)
+    err = _error(_write(tmp_path, text))
+    assert (err.line, err.field) == (3, "no_count")
+    assert "too large" in str(err) and "2147483647" in str(err) and "\n" not in str(err)
+
+
+def test_largest_int32_vote_and_leading_zeros_are_fine(tmp_path: Path) -> None:
+    text = (
+        HEADER
+        + _row(0, "1", yes="2147483647", no="0", label="1")
+        + _row(1, "2", yes="000000000000007", label="1")
+    )
+    df = read_listings_tsv(_write(tmp_path, text))
+    assert list(df["yes_count"]) == [2147483647, 7]

@@ -74,7 +74,9 @@ def _hostile_inputs(tmp_path: Path) -> list:
 def _reference_confidence(pipe, text, image) -> float:
     """P(true) renormalised over {true, false}, from a plain forward of the model over the full text."""
     processor, model = pipe.processor, pipe.model
-    messages = build_messages(text, image, config=pipe.prompt_config, tokenizer=processor.tokenizer)
+    messages = build_messages(
+        text, image, config=pipe.prompt_config, tokenizer=processor.tokenizer, load_image=pipe.load_image
+    )
     prompt = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     images = message_images(messages) or None
     ids = {}
@@ -155,9 +157,13 @@ def test_url_images_and_datasets_stream(pipe, image_server: str) -> None:
     from datasets import Dataset
     from transformers.pipelines.pt_utils import KeyDataset
 
+    # The test server is on 127.0.0.1: refused by default (seller URLs), fetched once allowed.
+    refused = pipe({"text": "orange tee", "image": f"{image_server}/photo.jpg"}, reason=False)
+    pipe.load_image = functools.partial(pipe.load_image, allow_private_networks=True)
     ok = pipe({"text": "orange tee", "image": f"{image_server}/photo.jpg"}, reason=False)
     corrupt = pipe({"text": "orange tee", "image": f"{image_server}/notanimage.jpg"}, reason=False)
     missing = pipe({"text": "orange tee", "image": None}, reason=False)
+    assert refused["confidence"] == pytest.approx(corrupt["confidence"], abs=1e-7)
     # The fetched photo changes the prompt; an unreadable one is scored like "could not be read".
     assert ok["confidence"] != pytest.approx(missing["confidence"], abs=1e-7)
     assert corrupt["confidence"] != pytest.approx(ok["confidence"], abs=1e-7)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from hf_spamguard import scoring
+from hf_spamguard import decoding, scoring
 from hf_spamguard.prompts import ANSWER_PREFIX, build_messages, message_images
 
 
@@ -58,11 +58,11 @@ def test_label_tokens_match_training_tokenisation(tiny) -> None:
 def test_prefix_scoring_equals_plain_forward_and_batching_is_exact(tiny) -> None:
     model, processor = tiny
     lt = scoring.label_tokens(processor.tokenizer)
-    batched, _ = scoring.forced_prefix_logit_diff(
+    batched, _ = decoding.forced_prefix_logit_diff(
         model, _encode(processor, ITEMS), lt.prefix_ids, lt.true_id, lt.false_id
     )
     for i, item in enumerate(ITEMS):
-        single, _ = scoring.forced_prefix_logit_diff(
+        single, _ = decoding.forced_prefix_logit_diff(
             model, _encode(processor, [item]), lt.prefix_ids, lt.true_id, lt.false_id
         )
         # Independent reference: the model's own forward over the unpadded text + the prefix as text.
@@ -106,8 +106,8 @@ def test_continuing_the_cache_equals_a_fresh_pass(tiny) -> None:
     lt = scoring.label_tokens(tok)
     second = tok(', "other": ', add_special_tokens=False)["input_ids"]
     enc = _encode(processor, ITEMS)
-    _, state = scoring.forced_prefix_logit_diff(model, enc, lt.prefix_ids, lt.true_id, lt.false_id)
-    chained, _ = scoring.forced_prefix_logit_diff(
+    _, state = decoding.forced_prefix_logit_diff(model, enc, lt.prefix_ids, lt.true_id, lt.false_id)
+    chained, _ = decoding.forced_prefix_logit_diff(
         model,
         state,
         [[lt.true_id, *second], [lt.false_id, *second], [lt.true_id, *second]],
@@ -119,7 +119,7 @@ def test_continuing_the_cache_equals_a_fresh_pass(tiny) -> None:
         [*lt.prefix_ids, lt.false_id, *second],
         [*lt.prefix_ids, lt.true_id, *second],
     ]
-    fresh, _ = scoring.forced_prefix_logit_diff(model, enc, rows, lt.true_id, lt.false_id)
+    fresh, _ = decoding.forced_prefix_logit_diff(model, enc, rows, lt.true_id, lt.false_id)
     torch.testing.assert_close(chained, fresh, atol=1e-5, rtol=0)
 
 
@@ -145,7 +145,7 @@ def test_reasons_continue_the_cache_like_generate(tiny) -> None:
             [enc["mm_token_type_ids"], torch.zeros_like(forced, dtype=enc["mm_token_type_ids"].dtype)], 1
         ),
     )
-    proc = scoring.ReasonLogitsProcessor(
+    proc = decoding.ReasonLogitsProcessor(
         tok, model.config.text_config.vocab_size, min_tokens=1, prompt_len=ids.shape[1]
     )
     gen = model.generate(**enc, max_new_tokens=12, do_sample=False, logits_processor=[proc])
@@ -159,7 +159,7 @@ def test_reasons_continue_the_cache_like_generate(tiny) -> None:
 def test_reason_vocabulary_mask(tiny) -> None:
     model, processor = tiny
     tok = processor.tokenizer
-    proc = scoring.ReasonLogitsProcessor(tok, model.config.text_config.vocab_size)
+    proc = decoding.ReasonLogitsProcessor(tok, model.config.text_config.vocab_size)
     texts = proc.vocab.texts
     allowed = ~proc.vocab.forbidden
     for i in torch.nonzero(allowed).flatten().tolist():
@@ -173,6 +173,30 @@ def test_reason_vocabulary_mask(tiny) -> None:
     scores = torch.zeros(1, model.config.text_config.vocab_size)
     masked = proc(torch.zeros(1, 0, dtype=torch.long), scores)
     assert torch.isinf(masked[0, proc.vocab.forbidden]).all() and torch.isfinite(masked[0, allowed]).all()
+
+
+def test_one_json_string_rule_for_listing_reasons_and_teacher_rationales(tiny) -> None:
+    """The listing scorer and the review teacher share one token rule: the stricter union of the two
+    they had (no Unicode category C character, and printable: no separator but the ASCII space)."""
+    import unicodedata
+
+    model, processor = tiny
+    vocab = decoding.ReasonLogitsProcessor(processor.tokenizer, model.config.text_config.vocab_size).vocab
+    for i in torch.nonzero(~vocab.forbidden & ~vocab.stop).flatten().tolist():
+        head = vocab.texts[i].partition('"')[0]
+        assert head.isprintable() and not any(unicodedata.category(c).startswith("C") for c in head)
+    assert decoding.json_string_safe("plain text, café 5 stars")
+    for bad in (
+        'a "quote"',
+        "back\\slash",
+        "new\nline",
+        "cr\r",
+        "tab\t",
+        "nbsp\u00a0",
+        "zw\u200b",
+        "ls\u2028",
+    ):
+        assert not decoding.json_string_safe(bad), repr(bad)
 
 
 def test_reason_false_skips_generation_and_keeps_scores(tiny) -> None:

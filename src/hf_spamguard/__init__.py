@@ -14,12 +14,9 @@ __all__ = ["LABEL_NAMES", "VERDICT_JSON_SCHEMA", "VERDICT_KEYS", "__version__", 
 
 
 def _register_pipeline() -> None:
-    # The pipeline module owns the registration; a missing optional piece must not break the import
-    # of the package (e.g. the baseline-only CLI on a minimal install).
-    try:
-        from hf_spamguard.pipeline import register_pipeline
-    except ImportError:  # pragma: no cover - only while the pipeline module does not exist yet
-        return
+    # The pipeline module owns the registration (and stays cheap to import: see its docstring).
+    from hf_spamguard.pipeline import register_pipeline
+
     register_pipeline()
 
 

@@ -46,6 +46,11 @@ BASELINE_MODEL_FILE = "model.skops"
 STUDENT_FILE = "student.json"
 #: The taxonomy a student (or labelling job) predicts.
 TAXONOMY_FILE = "taxonomy.yaml"
+#: Distillation's student-vs-teacher report (JSON, and the same as Markdown).
+DISTILL_REPORT_FILE = "distill_report.json"
+DISTILL_REPORT_MARKDOWN_FILE = "distill_report.md"
+#: Folder of the misclassified held-out rows, one ``<label>.csv`` each.
+ERRORS_DIR = "errors"
 
 # ------------------------------------------------------------------------- resumable jobs (label, score)
 #: A job's identity and progress (:mod:`hf_spamguard.jobs`).
@@ -56,6 +61,8 @@ LABELS_FILE = "labels.parquet"
 SHARD_DIR = "shards"
 #: Suffix of the folder holding a scoring job's parts next to its output file.
 PARTS_SUFFIX = ".parts"
+#: Suffix of a job's lock file, next to the job's final output (``labels.parquet.lock``).
+LOCK_SUFFIX = ".lock"
 
 # ----------------------------------------------------------------------------------------- datasets
 #: What ``dataset build`` recorded (counts, label reports, image status) in a dataset folder.
@@ -64,6 +71,8 @@ BUILD_REPORT_FILE = "build_report.json"
 IMAGE_STATUS_FILE = "image_status.csv"
 #: The builder's own report inside its Arrow cache.
 BUILDER_REPORT_FILE = "spamguard_build_report.json"
+#: The Parquet files of a dataset folder in the Hub layout: ``data/<split>-NNNNN-of-NNNNN.parquet``.
+DATA_DIR = "data"
 
 # ------------------------------------------------------------------------------------------ reports
 #: Metrics of an evaluation report (read back by cards as eval results).
@@ -74,6 +83,11 @@ EVAL_RESULT_FILES = (METRICS_FILE, "eval_results.json", "policy_metrics.json")
 GALLERY_FILE = "gallery.html"
 #: The demo's summary.
 SUMMARY_FILE = "summary.json"
+#: The ``listing_spam_policy`` metric's output the demo keeps next to each report.
+POLICY_METRIC_FILE = "policy_metric.json"
+#: Suffix of the sidecar ``spamguard predict`` writes next to its output (``preds.jsonl.policy.json``):
+#: the thresholds the run applied and the model folder, read back by ``spamguard evaluate``.
+PREDICTIONS_POLICY_SUFFIX = ".policy.json"
 
 
 class SidecarError(ValueError):

@@ -9,7 +9,6 @@ PIL image processor. It must be registered with ``AutoProcessor``: without the r
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,8 @@ from typing import Any
 import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor, PreTrainedModel, Qwen3VLConfig
 from transformers.models.qwen3_vl.processing_qwen3_vl import Qwen3VLProcessor
+
+from hf_spamguard.files import ADAPTER_CONFIG_FILE, SIDECAR_FILES, read_json
 
 __all__ = [
     "SpamGuardQwen3VLProcessor",
@@ -27,11 +28,6 @@ __all__ = [
     "merge_adapter",
     "register_processor",
 ]
-
-#: Files next to the weights that describe how the model is used; carried over when merging an adapter.
-SIDECAR_FILES = ("calibration.json", "policy.json", "prompt_config.json")
-
-ADAPTER_CONFIG = "adapter_config.json"
 
 
 class SpamGuardQwen3VLProcessor(Qwen3VLProcessor):
@@ -91,17 +87,17 @@ def choose_device_and_dtype(
 
 def is_adapter_folder(path: str | os.PathLike) -> bool:
     """True when ``path`` holds a peft adapter (``adapter_config.json``) rather than full weights."""
-    return (Path(path) / ADAPTER_CONFIG).is_file()
+    return (Path(path) / ADAPTER_CONFIG_FILE).is_file()
 
 
 def _adapter_base(path: str | os.PathLike, base_model: str | os.PathLike | None) -> str:
     if base_model is not None:
         return str(base_model)
-    cfg = json.loads((Path(path) / ADAPTER_CONFIG).read_text(encoding="utf-8"))
+    cfg = read_json(Path(path) / ADAPTER_CONFIG_FILE, missing={})
     base = cfg.get("base_model_name_or_path")
     if not base:
         raise ValueError(
-            f"{Path(path) / ADAPTER_CONFIG}: field 'base_model_name_or_path' is empty; pass base_model="
+            f"{Path(path) / ADAPTER_CONFIG_FILE}: field 'base_model_name_or_path' is empty; pass base_model="
         )
     return str(base)
 
@@ -169,7 +165,7 @@ def merge_adapter(
     import shutil
 
     if not is_adapter_folder(adapter_dir):
-        raise ValueError(f"{adapter_dir}: no {ADAPTER_CONFIG}, not a peft adapter folder")
+        raise ValueError(f"{adapter_dir}: no {ADAPTER_CONFIG_FILE}, not a peft adapter folder")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model = load_model(

@@ -14,6 +14,7 @@ the task right away when ``transformers.pipelines`` is loaded already, otherwise
 
 from __future__ import annotations
 
+import functools
 import importlib.abc
 import json
 import os
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from hf_spamguard.atomic import atomic_write_text
+from hf_spamguard.files import CALIBRATION_FILE, CONFIG_FILE, POLICY_FILE, PROMPT_CONFIG_FILE, read_json
 
 __all__ = [
     "CALIBRATION_FILE",
@@ -38,11 +40,9 @@ __all__ = [
 ]
 
 TASK = "listing-spam"
-#: ``{"temperature": T}`` fitted on validation data (:func:`hf_spamguard.scoring.fit_temperature`).
-CALIBRATION_FILE = "calibration.json"
-#: The :class:`~hf_spamguard.prompts.PromptConfig` the model was trained with (same name as in prompts).
-PROMPT_CONFIG_FILE = "prompt_config.json"
-POLICY_FILE = "policy.json"
+# CALIBRATION_FILE ({"temperature": T} of hf_spamguard.scoring.fit_temperature), PROMPT_CONFIG_FILE and
+# POLICY_FILE come from hf_spamguard.files and stay importable from here (__all__).
+
 #: Batch size when neither pipeline(...) nor the call sets one.
 DEFAULT_BATCH_SIZE = 8
 
@@ -55,15 +55,6 @@ REMOTE_ENTRY = REMOTE_PREFIX + "pipeline"
 # The pipeline class (built on first use: its base class lives in the heavy transformers.pipelines)
 # --------------------------------------------------------------------------------------------------
 _CLASS: type | None = None
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from err
 
 
 def _normalise_input(item: Any) -> tuple[Any, Any]:
@@ -131,7 +122,9 @@ def _build_pipeline_class() -> type:
         ``{"review", "demote"}``: adds ``"decision"``; default ``policy.json`` of the model folder,
         ``False`` for none), ``temperature`` (default: ``calibration.json`` of
         the model folder, else 1.0), ``return_logit_diff`` (adds the raw ``l_true - l_false`` for
-        calibration; the output is then no longer a bare verdict).
+        calibration; the output is then no longer a bare verdict). ``allow_private_networks`` (a
+        ``pipeline()`` argument, default False): photo URLs on loopback / private addresses are refused
+        unless allowed (see :mod:`hf_spamguard.data.images`).
         """
 
         # The processor is loaded in __init__ with the torchvision-free class: AutoProcessor would pick the
@@ -143,9 +136,19 @@ def _build_pipeline_class() -> type:
         _load_video_processor = False
 
         def __init__(
-            self, *args: Any, model_dir: str | os.PathLike | None = None, prompt_config: Any = None, **kwargs
+            self,
+            *args: Any,
+            model_dir: str | os.PathLike | None = None,
+            prompt_config: Any = None,
+            allow_private_networks: Any = False,
+            **kwargs,
         ):
             super().__init__(*args, **kwargs)
+            from hf_spamguard.data.images import load_image
+
+            # Photo URLs come from sellers: fetched under the fetcher's network policy (public addresses
+            # only unless allowed, as for ``spamguard dataset build --allow-private-networks``).
+            self.load_image = functools.partial(load_image, allow_private_networks=allow_private_networks)
             if self._batch_size is None:
                 self._batch_size = DEFAULT_BATCH_SIZE  # lists are batched unless told otherwise
             self.model_dir = self._find_model_dir(model_dir)
@@ -178,9 +181,9 @@ def _build_pipeline_class() -> type:
             self.default_temperature = 1.0
             self.default_policy: Thresholds | None = None
             if self.model_dir is not None:
-                calib = _read_json(self.model_dir / CALIBRATION_FILE)
+                calib = read_json(self.model_dir / CALIBRATION_FILE)
                 if calib is not None:
-                    temperature = calib.get("temperature") if isinstance(calib, dict) else None
+                    temperature = calib.get("temperature")
                     if not isinstance(temperature, int | float) or not temperature > 0:
                         raise ValueError(
                             f"{self.model_dir / CALIBRATION_FILE}, field 'temperature': expected a positive "
@@ -234,7 +237,9 @@ def _build_pipeline_class() -> type:
 
         def preprocess(self, inputs: Any) -> dict[str, Any]:
             text, image = _normalise_input(inputs)
-            prompt, images = listing_prompt(self.processor, text, image, prompt_config=self.prompt_config)
+            prompt, images = listing_prompt(
+                self.processor, text, image, prompt_config=self.prompt_config, load_image=self.load_image
+            )
             # Plain Python values: the default collate turns them into lists, _forward runs the processor
             # on the whole batch (left padding, images of varying sizes).
             return {"prompt": prompt, "images": images}
@@ -448,8 +453,8 @@ def save_pipeline_files(folder: str | os.PathLike) -> Path:
         raise FileNotFoundError(f"model folder not found: {folder}")
     for name, source in _remote_sources().items():
         atomic_write_text(folder / name, source)
-    config_path = folder / "config.json"
-    config = _read_json(config_path)
+    config_path = folder / CONFIG_FILE
+    config = read_json(config_path)
     if config is None:
         from hf_spamguard.modeling import is_adapter_folder
 

@@ -20,6 +20,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -30,10 +31,40 @@ DECISIONS: tuple[str, str, str] = ("keep", "review", "demote")
 
 POLICY_FILE = "policy.json"
 
-#: Default targets of a moderation team (see :func:`select_thresholds`).
+#: Default targets of a moderation team (see :func:`select_thresholds`). The only place they are typed:
+#: every other default (training, ``baseline train``, the CLI, cards) refers to these.
 DEFAULT_TARGET_DEMOTE_PRECISION = 0.98
 DEFAULT_TARGET_RECALL = 0.95
 DEFAULT_REVIEW_BUDGET = 0.15
+#: The three by keyword of :func:`select_thresholds` (read-only), as the metric card names them.
+DEFAULT_TARGETS: Mapping[str, float] = MappingProxyType(
+    {
+        "target_demote_precision": DEFAULT_TARGET_DEMOTE_PRECISION,
+        "target_recall": DEFAULT_TARGET_RECALL,
+        "review_budget": DEFAULT_REVIEW_BUDGET,
+    }
+)
+
+
+_FRACTION = {"min": 0.0, "max": 1.0, "min_open": True}
+
+
+@dataclass(frozen=True)
+class PolicyTargets:
+    """What threshold selection aims at (the options of ``baseline train`` and friends)."""
+
+    target_demote_precision: float = field(
+        default=DEFAULT_TARGET_DEMOTE_PRECISION,
+        metadata={"help": "Demote precision target on validation.", **_FRACTION},
+    )
+    target_recall: float = field(
+        default=DEFAULT_TARGET_RECALL,
+        metadata={"help": "Spam recall target of review + demote on validation.", **_FRACTION},
+    )
+    review_budget: float = field(
+        default=DEFAULT_REVIEW_BUDGET,
+        metadata={"help": "Largest review queue, as a share of items.", "min": 0.0, "max": 1.0},
+    )
 
 
 class PolicyError(ValueError):

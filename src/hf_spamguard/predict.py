@@ -1,21 +1,43 @@
 """``spamguard predict``: score a dataset split with a baseline or VLM model folder → JSON Lines.
 
 Each output line is ``{"id", "is_spam", "confidence", "reason", "decision"}`` (``decision`` when the
-model folder has a ``policy.json``) plus ``"label"`` when the input has one, in input order. The file
-is written to a temporary sibling and renamed, so a crash never leaves a half-written prediction file.
+model folder has a ``policy.json``) plus ``"label"`` when the input has one, in input order.
+``is_spam`` is ``confidence >= 0.5`` (the calibrated belief); ``decision`` is what the policy does with
+the listing, and every report groups by it.
+
+Next to the file, ``<out>.policy.json`` (:func:`policy_sidecar`) records the thresholds the run applied
+(``null`` when the model has no policy), the model folder and the SHA-256 of the predictions it
+describes, so ``spamguard evaluate`` shows the thresholds the model really used.
+
+Failure behaviour: arguments and the output path are checked before any model is loaded; the run holds
+a lock on ``<out>`` (a second run into the same file stops at once, naming the first one's pid); the
+file is written to a temporary sibling and renamed, so a crash, a kill or a full disk never leaves a
+half-written prediction file, and the temporary files a killed run left next to ``<out>`` are removed by
+the next run.
 """
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
+import math
+import numbers
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hf_spamguard.atomic import atomic_path
-from hf_spamguard.verdict import validate_verdict
+from hf_spamguard.atomic import atomic_path, atomic_write_json
+from hf_spamguard.files import ADAPTER_CONFIG_FILE, CONFIG_FILE, PREDICTIONS_POLICY_SUFFIX, read_json
+from hf_spamguard.verdict import DECISIONS, validate_verdict
+
+
+class PredictionsError(ValueError):
+    """A predictions file or sidecar is not what ``spamguard predict`` writes; one line naming the file,
+    the line and the field."""
 
 
 @dataclass
@@ -26,6 +48,84 @@ class PredictionSummary:
     n: int = field(metadata={"help": "Rows written."})
     model_kind: str = field(metadata={"help": "'baseline' or 'vlm'."})
     decisions: dict[str, int] = field(default_factory=dict, metadata={"help": "Rows per decision."})
+    thresholds: dict[str, float] | None = field(
+        default=None, metadata={"help": "The review/demote thresholds applied (None: no policy)."}
+    )
+    policy_file: Path | None = field(default=None, metadata={"help": "The sidecar <out>.policy.json."})
+
+
+# ------------------------------------------------------------------------------------ argument checks
+def check_count(name: str, value: Any, *, minimum: int = 1) -> int:
+    """``value`` as an ``int`` ≥ ``minimum``; else ``ValueError`` naming the argument (bools refused)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an integer ≥ {minimum}, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer ≥ {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_flag(name: str, value: Any) -> bool:
+    """``value`` as a ``bool``; else ``ValueError`` naming the argument."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+def policy_sidecar(predictions: str | os.PathLike[str]) -> Path:
+    """``<predictions>.policy.json``: the thresholds a prediction run applied (see the module doc)."""
+    path = Path(predictions)
+    return path.with_name(path.name + PREDICTIONS_POLICY_SUFFIX)
+
+
+def check_output_file(out: str | os.PathLike[str], what: str = "--out") -> Path:
+    """Refuse an output path that cannot become a file, before any work is done.
+
+    ``FileExistsError`` / ``NotADirectoryError`` (one line) when ``out`` is a folder or its parent is a
+    file; creates the parent folder.
+    """
+    out = Path(out)
+    if out.is_dir():
+        raise FileExistsError(
+            f"{what} {out}: is a folder; give the file to write, e.g. {out / 'predictions.jsonl'}"
+        )
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise NotADirectoryError(f"{what} {out}: {parent} is a file, not a folder")
+            break
+    with io_errors(f"cannot create the folder of {what}", out.parent):
+        out.parent.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+@contextmanager
+def io_errors(action: str, path: str | os.PathLike[str]) -> Iterator[None]:
+    """Re-raise an ``OSError`` as one of the same class and errno whose message says what was being done
+    and to which path (``"cannot write predictions to /x/p.jsonl: no space left on device"``)."""
+    try:
+        yield
+    except OSError as exc:
+        if getattr(exc, "_spamguard_described", False):
+            raise
+        reason = (exc.strerror or str(exc) or type(exc).__name__).rstrip(".")
+        reason = reason[:1].lower() + reason[1:]
+        where = f" ({exc.filename})" if exc.filename and os.fspath(exc.filename) != os.fspath(path) else ""
+        hint = " (nothing was written; free some space and run again)" if exc.errno == errno.ENOSPC else ""
+        message = f"{action} {path}: {reason}{where}{hint}".replace("\n", " ")
+        new = type(exc)(message) if exc.errno is None else type(exc)(exc.errno, message)
+        new._spamguard_described = True  # type: ignore[attr-defined]
+        raise new from exc
+
+
+# ------------------------------------------------------------------------------------------- scorers
+@dataclass
+class _Scorer:
+    """A loaded model: ``score(rows) → verdicts``, the columns it reads, the rows per call, its policy."""
+
+    score: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
+    columns: list[str]
+    chunk: int
+    thresholds: dict[str, float] | None
 
 
 def _label_of(row: dict[str, Any]) -> int | None:
@@ -48,51 +148,34 @@ def _rows(ds: Any, columns: list[str], batch_size: int) -> Iterator[dict[str, An
             yield dict(zip(keys, values, strict=True))
 
 
-def _verdicts_baseline(
-    model_dir: Path, ds: Any, batch_size: int, reason: bool
-) -> Iterator[tuple[dict, dict]]:
+def _baseline_scorer(model_dir: Path, batch_size: int, reason: bool) -> _Scorer:
     from hf_spamguard.baseline import BaselineClassifier
 
     model = BaselineClassifier.from_pretrained(model_dir)
     if model.multilabel:
         raise ValueError(f"{model_dir}: a multi-label baseline cannot write listing-spam predictions")
-    buffer: list[dict[str, Any]] = []
 
-    def flush() -> Iterator[tuple[dict, dict]]:
-        texts = [r.get("description") or "" for r in buffer]
-        # batch_size is the rows read per step; the baseline scores in its own (larger) chunks
-        verdicts = model(texts, reason=reason)
-        yield from zip(buffer, verdicts, strict=True)
-        buffer.clear()
+    def score(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return model([r.get("description") or "" for r in rows], reason=reason)
 
-    for row in _rows(ds, ["product_id", "description", "label"], batch_size):
-        buffer.append(row)
-        if len(buffer) >= max(batch_size, 1) * 8:
-            yield from flush()
-    if buffer:
-        yield from flush()
+    policy = model.policy.to_dict() if model.policy is not None else None
+    # batch_size is the rows read per step; the baseline is fast and scores in larger chunks
+    return _Scorer(score, ["product_id", "description", "label"], batch_size * 8, policy)
 
 
-def _verdicts_vlm(model_dir: Path, ds: Any, batch_size: int, reason: bool) -> Iterator[tuple[dict, dict]]:
+def _vlm_scorer(model_dir: Path, batch_size: int, reason: bool) -> _Scorer:
     from hf_spamguard.pipeline import load_pipeline
 
     pipe = load_pipeline(model_dir, batch_size=batch_size)
-    buffer: list[dict[str, Any]] = []
 
-    def flush() -> Iterator[tuple[dict, dict]]:
-        inputs = [{"text": r.get("description") or "", "image": r.get("image")} for r in buffer]
+    def score(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        inputs = [{"text": r.get("description") or "", "image": r.get("image")} for r in rows]
         verdicts = pipe(inputs, batch_size=batch_size, reason=reason)
-        if isinstance(verdicts, dict):
-            verdicts = [verdicts]
-        yield from zip(buffer, verdicts, strict=True)
-        buffer.clear()
+        return [verdicts] if isinstance(verdicts, dict) else list(verdicts)
 
-    for row in _rows(ds, ["product_id", "description", "image", "label"], batch_size):
-        buffer.append(row)
-        if len(buffer) >= max(batch_size, 1) * 4:
-            yield from flush()
-    if buffer:
-        yield from flush()
+    policy = pipe.default_policy.to_dict() if pipe.default_policy is not None else None
+    # one model batch per call, so that the progress bar moves as rows are scored
+    return _Scorer(score, ["product_id", "description", "image", "label"], batch_size, policy)
 
 
 def model_kind(model_dir: str | os.PathLike[str]) -> str:
@@ -104,13 +187,24 @@ def model_kind(model_dir: str | os.PathLike[str]) -> str:
     from hf_spamguard.hub_io import local_folder
 
     path = local_folder(model_dir)
+    if path.is_file():
+        raise NotADirectoryError(f"{model_dir}: is a file; --model takes a model folder (or a Hub id)")
     if not path.is_dir():
         raise FileNotFoundError(f"{model_dir}: no such model folder")
     if is_baseline_folder(path):
         return "baseline"
-    if (path / "config.json").is_file() or (path / "adapter_config.json").is_file():
+    if (path / CONFIG_FILE).is_file() or (path / ADAPTER_CONFIG_FILE).is_file():
         return "vlm"
     raise ValueError(f"{model_dir}: not a model folder (no config.json / adapter_config.json)")
+
+
+def _load_source(source: Any, split: str | None) -> Any:
+    if hasattr(source, "column_names"):
+        return source
+    from hf_spamguard.data import load_listings
+
+    with io_errors("cannot read the dataset", source):
+        return load_listings(source, split)
 
 
 def predict_to_jsonl(
@@ -121,83 +215,243 @@ def predict_to_jsonl(
     out: str | os.PathLike[str],
     batch_size: int = 256,
     reason: bool = True,
+    progress: bool = True,
 ) -> PredictionSummary:
     """Score ``source`` (a built dataset folder, a TSV, a Hub id, or a ``datasets.Dataset``) with the model
-    in ``model_dir`` (a folder or a Hub repo id) and write JSON Lines to ``out`` atomically."""
+    in ``model_dir`` (a folder or a Hub repo id) and write JSON Lines to ``out`` atomically, plus the
+    sidecar :func:`policy_sidecar`.
+
+    ``batch_size`` ≥ 1 (``ValueError`` naming it otherwise). Errors come before any scoring: ``out`` a
+    folder, a missing model or dataset, another run writing ``out``
+    (:class:`hf_spamguard.jobs.JobLockedError`). ``OSError`` messages (a full disk, no permission) name
+    the file and what was being done. ``progress`` shows a bar counting rows as they are scored.
+    """
     from tqdm.auto import tqdm
 
     from hf_spamguard.hub_io import local_folder
+    from hf_spamguard.jobs import job_lock, remove_temp_files
 
+    batch_size = check_count("batch_size", batch_size)
+    reason = check_flag("reason", reason)
+    progress = check_flag("progress", progress)
+    out_path = check_output_file(out)
+    sidecar = policy_sidecar(out_path)
+    check_output_file(sidecar, "the policy sidecar")
     # Resolved once: both the kind check and the scorer then read the same (downloaded) snapshot.
+    model_given = os.fspath(model_dir)
     model_dir = local_folder(model_dir)
     kind = model_kind(model_dir)
-    if hasattr(source, "column_names"):
-        ds = source
-    else:
-        from hf_spamguard.data import load_listings
-
-        ds = load_listings(source, split)
+    ds = _load_source(source, split)
     if "description" not in ds.column_names:
         raise ValueError(f"{source}: the dataset has no 'description' column")
-    out_path = Path(out)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    scorer = _verdicts_baseline if kind == "baseline" else _verdicts_vlm
-    counts: dict[str, int] = {}
-    n = 0
-    with atomic_path(out_path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
-        for i, (row, verdict) in enumerate(
-            tqdm(
-                scorer(Path(model_dir), ds, batch_size, reason),
-                total=len(ds),
-                desc="predict",
-                leave=False,
-            )
+    with job_lock(out_path):
+        # Only now (holding the lock) is a temporary file next to `out` surely a dead run's leftover.
+        remove_temp_files(out_path.parent, owned=lambda target: target in (out_path.name, sidecar.name))
+        loader = _baseline_scorer if kind == "baseline" else _vlm_scorer
+        scorer = loader(Path(model_dir), batch_size, reason)
+        counts: dict[str, int] = {}
+        digest = hashlib.sha256()
+        n = 0
+        with (
+            tqdm(total=len(ds), desc="predict", unit="rows", leave=True, disable=not progress) as bar,
+            io_errors("cannot write predictions to", out_path),
+            atomic_path(out_path) as tmp,
+            open(tmp, "wb") as fh,
         ):
-            validate_verdict(verdict)
-            record: dict[str, Any] = {"id": row.get("product_id", str(i))}
-            record.update(verdict)
-            label = _label_of(row)
-            if label is not None:
-                record["label"] = label
-            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-            n += 1
-            if "decision" in verdict:
-                counts[verdict["decision"]] = counts.get(verdict["decision"], 0) + 1
-    return PredictionSummary(out=out_path, n=n, model_kind=kind, decisions=counts)
+            chunk: list[dict[str, Any]] = []
+
+            def flush() -> None:
+                nonlocal n
+                verdicts = scorer.score(chunk)
+                if len(verdicts) != len(chunk):
+                    raise RuntimeError(f"the model answered {len(verdicts)} verdicts for {len(chunk)} rows")
+                for row, verdict in zip(chunk, verdicts, strict=True):
+                    validate_verdict(verdict)
+                    record: dict[str, Any] = {"id": row.get("product_id", str(n))}
+                    record.update(verdict)
+                    label = _label_of(row)
+                    if label is not None:
+                        record["label"] = label
+                    line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+                    fh.write(line)
+                    digest.update(line)
+                    n += 1
+                    if "decision" in verdict:
+                        counts[verdict["decision"]] = counts.get(verdict["decision"], 0) + 1
+                bar.update(len(chunk))
+                chunk.clear()
+
+            for row in _rows(ds, scorer.columns, batch_size):
+                chunk.append(row)
+                if len(chunk) >= scorer.chunk:
+                    flush()
+            if chunk:
+                flush()
+        payload = {
+            "thresholds": scorer.thresholds,
+            "model": model_given,
+            "model_dir": str(Path(model_dir).resolve()),
+            "model_kind": kind,
+            "predictions": {"file": out_path.name, "rows": n, "sha256": digest.hexdigest()},
+            "written_by": "spamguard predict",
+        }
+        with io_errors("cannot write the policy sidecar", sidecar):
+            atomic_write_json(sidecar, payload)
+    return PredictionSummary(
+        out=out_path,
+        n=n,
+        model_kind=kind,
+        decisions=counts,
+        thresholds=scorer.thresholds,
+        policy_file=sidecar,
+    )
+
+
+# ------------------------------------------------------------------------------------------- reading
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _check_row(row: dict[str, Any], where: str) -> None:
+    """Raise :class:`PredictionsError` unless ``row`` is a prediction as ``spamguard predict`` writes it."""
+    for key in ("id", "confidence"):
+        if key not in row:
+            raise PredictionsError(f"{where}, field '{key}': missing")
+    rid = row["id"]
+    if isinstance(rid, bool) or not isinstance(rid, str | int) or rid == "":
+        raise PredictionsError(
+            f"{where}, field 'id': expected a non-empty string or integer, got {_short(rid)}"
+        )
+    conf = row["confidence"]
+    if (
+        isinstance(conf, bool)
+        or not isinstance(conf, int | float)
+        or not (math.isfinite(conf) if isinstance(conf, float) else True)
+        or not 0 <= conf <= 1
+    ):
+        raise PredictionsError(
+            f"{where}, field 'confidence': expected a number in [0, 1], got {_short(conf)}"
+        )
+    if "label" in row and row["label"] is not None:
+        label = row["label"]
+        if isinstance(label, bool) or not isinstance(label, int | float) or label not in (0, 1):
+            raise PredictionsError(f"{where}, field 'label': expected 0 or 1, got {_short(label)}")
+    if "is_spam" in row and not isinstance(row["is_spam"], bool):
+        raise PredictionsError(
+            f"{where}, field 'is_spam': expected true or false, got {_short(row['is_spam'])}"
+        )
+    if "decision" in row:
+        decision = row["decision"]
+        if not isinstance(decision, str) or decision not in DECISIONS:
+            raise PredictionsError(
+                f"{where}, field 'decision': expected one of {', '.join(DECISIONS)}, got {_short(decision)}"
+            )
+    if "reason" in row and row["reason"] is not None and not isinstance(row["reason"], str):
+        raise PredictionsError(f"{where}, field 'reason': expected a string, got {_short(row['reason'])}")
+
+
+def _decode(raw: bytes, where: str, first: bool) -> str:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PredictionsError(
+            f"{where}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at byte {exc.start + 1} of the line)"
+        ) from None
+    return text.removeprefix("\ufeff") if first else text
 
 
 def read_predictions(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Read and check a predictions file; errors name the file, line and field."""
+    """Read and check a predictions file (JSON Lines, UTF-8); errors name the file, line and field.
+
+    Each non-blank line is an object with ``id`` (a non-empty string or integer, unique in the file),
+    ``confidence`` (a number in [0, 1]) and optionally ``label`` (0, 1 or null = unlabelled, which drops
+    it), ``is_spam`` (a boolean), ``decision`` (keep / review / demote) and ``reason`` (a string).
+    Raises :class:`PredictionsError` (a ``ValueError``, one line) for anything else,
+    ``FileNotFoundError`` for a missing file and ``IsADirectoryError`` for a folder.
+    """
     path = Path(path)
-    if not path.is_file():
+    if path.is_dir():
+        raise IsADirectoryError(
+            f"{path}: is a folder; --predictions takes the .jsonl file written by `spamguard predict`"
+        )
+    if not path.exists():
         raise FileNotFoundError(f"{path}: no such predictions file")
-    rows = []
-    with path.open(encoding="utf-8") as fh:
-        for line_no, line in enumerate(fh, start=1):
-            if not line.strip():
+    rows: list[dict[str, Any]] = []
+    first_line: dict[str, int] = {}
+    with io_errors("cannot read the predictions file", path), path.open("rb") as fh:
+        for line_no, raw in enumerate(fh, start=1):
+            where = f"{path.name}, line {line_no}"
+            text = _decode(raw, where, line_no == 1)
+            if not text.strip():
                 continue
             try:
-                row = json.loads(line)
+                row = json.loads(text)
             except json.JSONDecodeError as exc:
-                raise ValueError(f"{path.name}, line {line_no}: invalid JSON ({exc.msg})") from exc
+                raise PredictionsError(f"{where}: invalid JSON ({exc.msg})") from None
+            except (ValueError, RecursionError) as exc:  # digits over the int limit, absurd nesting
+                raise PredictionsError(f"{where}: invalid JSON ({_short(str(exc), 80)})") from None
             if not isinstance(row, dict):
-                raise ValueError(f"{path.name}, line {line_no}: expected a JSON object")
-            for key in ("id", "confidence"):
-                if key not in row:
-                    raise ValueError(f"{path.name}, line {line_no}, field '{key}': missing")
-            conf = row["confidence"]
-            if isinstance(conf, bool) or not isinstance(conf, int | float) or not 0.0 <= conf <= 1.0:
-                raise ValueError(
-                    f"{path.name}, line {line_no}, field 'confidence': expected a number in [0, 1], got {conf!r}"
+                raise PredictionsError(f"{where}: expected a JSON object, got {type(row).__name__}")
+            _check_row(row, where)
+            key = str(row["id"])
+            if key in first_line:
+                raise PredictionsError(
+                    f"{where}, field 'id': duplicate id {_short(row['id'])} (first on line {first_line[key]})"
                 )
-            if "label" in row and row["label"] not in (0, 1):
-                raise ValueError(
-                    f"{path.name}, line {line_no}, field 'label': expected 0 or 1, got {row['label']!r}"
-                )
+            first_line[key] = line_no
+            if row.get("label", 0) is None:
+                del row["label"]
+            elif "label" in row:
+                row["label"] = int(row["label"])
             rows.append(row)
     if not rows:
-        raise ValueError(f"{path}: no predictions")
+        raise PredictionsError(f"{path}: no predictions")
     return rows
 
 
-__all__ = ["PredictionSummary", "model_kind", "predict_to_jsonl", "read_predictions"]
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of a file's bytes (what the sidecar records of its predictions file)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_prediction_policy(predictions: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The sidecar of ``predictions`` (:func:`policy_sidecar`), or None when there is none.
+
+    Its ``thresholds`` are checked (``None``: the model had no policy); ``matches_file`` is added: True
+    when the recorded SHA-256 is that of ``predictions`` now, False when the file was edited or the
+    sidecar was left by another run (the caller decides whether to trust it then). A sidecar that is
+    not valid JSON raises :class:`hf_spamguard.files.SidecarError`, bad thresholds
+    :class:`PredictionsError`, both naming the file.
+    """
+    path = policy_sidecar(predictions)
+    data = read_json(path)
+    if data is None:
+        return None
+    th = data.get("thresholds")
+    if th is not None:
+        from hf_spamguard.policy import PolicyError, Thresholds
+
+        try:
+            data["thresholds"] = Thresholds.from_dict(th).to_dict()
+        except PolicyError as exc:
+            raise PredictionsError(f"{path}, field 'thresholds': {exc}") from None
+    recorded = data.get("predictions") if isinstance(data.get("predictions"), dict) else {}
+    data["matches_file"] = recorded.get("sha256") == file_sha256(predictions)
+    return data
+
+
+__all__ = [
+    "PredictionSummary",
+    "PredictionsError",
+    "check_count",
+    "model_kind",
+    "policy_sidecar",
+    "predict_to_jsonl",
+    "read_prediction_policy",
+    "read_predictions",
+]

@@ -14,11 +14,13 @@ import io
 import json
 import math
 import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from hf_spamguard.atomic import atomic_write_json
+from hf_spamguard.files import PROMPT_CONFIG_FILE  # the PromptConfig a model folder was trained with
 from hf_spamguard.verdict import clean_reason
 
 __all__ = [
@@ -34,6 +36,7 @@ __all__ = [
     "message_images",
     "prepare_image",
     "prepare_text",
+    "student_texts",
 ]
 
 SYSTEM_PROMPT = (
@@ -57,9 +60,6 @@ PIXELS_PER_TOKEN_SIDE = 32
 NOTE_NO_IMAGE = "No photo was provided for this listing; judge from the text alone."
 NOTE_CORRUPT_IMAGE = "The photo of this listing could not be read; judge from the text alone."
 NOTE_TRUNCATED = "[description truncated]"
-
-#: File in a model folder holding the PromptConfig it was trained with.
-PROMPT_CONFIG_FILE = "prompt_config.json"
 
 
 @dataclass
@@ -125,22 +125,22 @@ class PreparedImage:
     error: str = ""
 
 
-def _open_image(src: Any) -> Any:
-    """Decode ``src`` (PIL image, path, URL, bytes) with the package's safe loader."""
+def _open_image(src: Any, load_image: Callable[[Any], Any] | None) -> Any:
+    """Decode ``src`` (PIL image, path, URL, bytes) with ``load_image`` (the caller's safe loader, e.g.
+    :func:`hf_spamguard.data.images.load_image`, which alone may fetch URLs); without one, a PIL image,
+    bytes or a local path are decoded here and a URL is refused."""
     from PIL import Image
 
     if isinstance(src, Image.Image):
         return src
     if isinstance(src, dict) and ("bytes" in src or "path" in src):  # datasets.Image(decode=False) cell
         src = src.get("bytes") or src.get("path")
-    try:
-        from hf_spamguard.data.images import load_image
-    except ImportError:  # the data package is optional for the exported pipeline code
-        load_image = None
     if load_image is not None:
         return load_image(src)
     if isinstance(src, bytes | bytearray):
         img = Image.open(io.BytesIO(src))
+    elif isinstance(src, str) and src.lower().startswith(("http://", "https://")):
+        raise ValueError("no image loader was given for URLs")
     elif isinstance(src, str | os.PathLike):
         img = Image.open(src)
     else:
@@ -165,8 +165,11 @@ def _fit_to_budget(width: int, height: int, max_pixels: int) -> tuple[int, int]:
     return w, h
 
 
-def prepare_image(image: Any, config: PromptConfig | None = None) -> PreparedImage:
-    """Load ``image`` and resize it so its area is at most ``config.max_pixels`` (sides multiples of 32).
+def prepare_image(
+    image: Any, config: PromptConfig | None = None, *, load_image: Callable[[Any], Any] | None = None
+) -> PreparedImage:
+    """Load ``image`` (with ``load_image``, see :func:`_open_image`) and resize it so its area is at most
+    ``config.max_pixels`` (sides multiples of 32).
 
     ``None`` / empty → status ``missing``; anything that cannot be decoded → status ``corrupt`` (the
     prompt then says so instead of failing the whole batch).
@@ -175,7 +178,7 @@ def prepare_image(image: Any, config: PromptConfig | None = None) -> PreparedIma
     if image is None or (isinstance(image, str | bytes | bytearray) and len(image) == 0):
         return PreparedImage(None, "missing")
     try:
-        img = _open_image(image)
+        img = _open_image(image, load_image)
         if img is None:
             return PreparedImage(None, "missing")
         from PIL import Image
@@ -238,16 +241,18 @@ def build_messages(
     answer: dict[str, Any] | None = None,
     config: PromptConfig | None = None,
     tokenizer: Any = None,
+    load_image: Callable[[Any], Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Chat messages (HF content-parts format) for one listing.
 
-    ``image`` is a PIL image, a path, an http(s) URL, bytes or ``None``; it is resized to the pixel
-    budget. A missing or unreadable photo is said in the prompt. ``answer`` (``{"is_spam": bool,
+    ``image`` is a PIL image, a path, an http(s) URL (fetched by ``load_image``, see
+    :func:`prepare_image`), bytes or ``None``; it is resized to the pixel budget. A missing or
+    unreadable photo is said in the prompt. ``answer`` (``{"is_spam": bool,
     "reason": str}``) appends the assistant turn, for training. Pass the model's ``tokenizer`` to apply
     the token budget to the description (do so in training and inference alike).
     """
     config = config or PromptConfig()
-    prepared = prepare_image(image, config)
+    prepared = prepare_image(image, config, load_image=load_image)
     text, truncated = prepare_text(description, config, tokenizer)
     body = "Listing description:\n" + (text if text.strip() else "(empty)")
     if truncated:
@@ -295,7 +300,6 @@ def message_images(messages: list[dict[str, Any]]) -> list[Any]:
 # '"<label>": ' segment (review_answer_segments) and reads P(true) vs P(false) from the logits.
 # ---------------------------------------------------------------------------------------------------
 
-from collections.abc import Mapping, Sequence  # noqa: E402  (kept inside this section)
 
 #: Key of the optional free-text rationale after the labels.
 REVIEW_RATIONALE_KEY = "rationale"
@@ -403,3 +407,33 @@ def format_review_answer(values: Mapping[str, Any], label_names: Sequence[str]) 
     text += REVIEW_RATIONALE_PREFIX + rationale + '"}'
     json.loads(text)  # by construction
     return text
+
+
+# ---------------------------------------------------------------------------------------------------
+# The distilled review student's input text
+# ---------------------------------------------------------------------------------------------------
+
+
+def student_texts(reviews: Any) -> list[str]:
+    """The text the review student classifier sees for each row of ``reviews`` (a pandas DataFrame with
+    ``text`` and optionally ``place_name`` / ``category``): the review plus its place context,
+    ``"<text> [place: <name> | <category>]"`` (``[place: <name or category>]`` when only one is known).
+
+    The one place that turns a review into student text: distillation, batch scoring and the student's
+    own ``predict_reviews`` all call it, so training and serving cannot drift apart. The place category
+    matters for ``irrelevant`` (a review about phones under a pizzeria). Missing values count as "".
+    """
+
+    def column(name: str) -> list[str]:
+        if name not in reviews:
+            return [""] * len(reviews)
+        return ["" if not isinstance(v, str) else v for v in reviews[name].tolist()]
+
+    texts = column("text")
+    if "place_name" not in reviews and "category" not in reviews:
+        return texts
+    # One comprehension over plain lists: this runs on every row of batch scoring.
+    return [
+        (f"{t} [place: {n} | {c}]" if n and c else f"{t} [place: {n or c}]") if (n or c) else t
+        for t, n, c in zip(texts, column("place_name"), column("category"), strict=True)
+    ]

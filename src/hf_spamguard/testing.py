@@ -75,7 +75,7 @@ def _corpus() -> list[str]:
     )
 
     try:
-        from hf_spamguard.data.demo import generate_demo_listings
+        from hf_spamguard.data.synthetic import generate_demo_listings
 
         listings = [str(row.get("description", "")) for row in generate_demo_listings(n=300, seed=0)]
     except ImportError:  # the demo generator is optional; the built-in corpus is enough to train a BPE

@@ -31,13 +31,7 @@ _COMMAND_MODULES = (
 )
 
 for _name in _COMMAND_MODULES:
-    try:
-        _module = importlib.import_module(f"hf_spamguard.cli.{_name}")
-    except ModuleNotFoundError as exc:  # a command module not written yet
-        if exc.name != f"hf_spamguard.cli.{_name}":
-            raise
-        continue
-    _module.register(app)
+    importlib.import_module(f"hf_spamguard.cli.{_name}").register(app)
 
 
 def main() -> None:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
+from hf_spamguard.baseline.model import BaselineTrainingArguments
 from hf_spamguard.cli._common import user_errors
+from hf_spamguard.cli._options import config_options
+from hf_spamguard.policy import PolicyTargets
 
 
 def register(app: typer.Typer) -> None:
@@ -17,33 +21,22 @@ def register(app: typer.Typer) -> None:
 
     @baseline_app.command("train")
     @user_errors
+    @config_options(PolicyTargets, BaselineTrainingArguments)
     def train(
-        dataset: str = typer.Option(
-            ..., "--dataset", help="Built dataset folder, folder with train.tsv, or a .tsv file."
-        ),
-        out: Path = typer.Option(
-            ..., "--out", help="Model folder to write (model.skops, config.json, policy.json)."
-        ),
-        target_demote_precision: float = typer.Option(0.98, help="Demote precision target on validation."),
-        target_recall: float = typer.Option(
-            0.95, help="Spam recall target of review ∪ demote on validation."
-        ),
-        review_budget: float = typer.Option(0.15, help="Largest review queue, as a share of items."),
-        cv: int = typer.Option(5, help="Cross-validation folds on train (choice of C, calibration)."),
-        seed: int = typer.Option(0, help="Seed of the folds."),
+        targets: PolicyTargets,
+        args: BaselineTrainingArguments,
+        dataset: Annotated[
+            str,
+            typer.Option("--dataset", help="Built dataset folder, folder with train.tsv, or a .tsv file."),
+        ],
+        out: Annotated[
+            Path, typer.Option("--out", help="Model folder to write (model.skops, config.json, policy.json).")
+        ],
     ) -> None:
         """Fit on the train split, choose review/demote thresholds on validation, save the model folder."""
         from hf_spamguard.baseline import train_baseline
 
-        result = train_baseline(
-            dataset,
-            out,
-            target_demote_precision=target_demote_precision,
-            target_recall=target_recall,
-            review_budget=review_budget,
-            cv=cv,
-            seed=seed,
-        )
+        result = train_baseline(dataset, out, targets=targets, args=args)
         sel = result["selection"]
         typer.echo(f"saved {out}  (train {result['n_train']}, validation {result['n_validation']})")
         typer.echo(f"thresholds: review {sel['review']:.4f}  demote {sel['demote']:.4f}")

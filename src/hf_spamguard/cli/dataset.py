@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import tempfile
 import warnings
 from pathlib import Path
@@ -10,6 +11,13 @@ from typing import Annotated
 import typer
 
 from hf_spamguard.cli._common import UserError, upload_errors, user_errors
+
+
+def _positive_seconds(value: float) -> float:
+    """``--timeout`` must be a positive, finite number of seconds (NaN gets past click's ranges)."""
+    if not (math.isfinite(value) and value > 0):
+        raise typer.BadParameter(f"expected a positive number of seconds, got {value}")
+    return value
 
 
 @user_errors
@@ -36,7 +44,22 @@ def build(
     ] = 0.1,
     seed: Annotated[int, typer.Option(help="Seed of the stratified validation split.")] = 42,
     max_workers: Annotated[int, typer.Option(help="Parallel image downloads.")] = 16,
-    timeout: Annotated[float, typer.Option(help="Per-image request timeout in seconds.")] = 10.0,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            help="Deadline in seconds for each image request as a whole (connect, headers, body), "
+            "per attempt.",
+            callback=_positive_seconds,
+        ),
+    ] = 10.0,
+    allow_private_networks: Annotated[
+        bool,
+        typer.Option(
+            "--allow-private-networks",
+            help="Let --fetch-images reach loopback, private and link-local addresses (intranet image "
+            "hosts). Off by default: such URLs fail with 'refused: private address'.",
+        ),
+    ] = False,
     cache_dir: Annotated[
         Path | None, typer.Option(help="datasets cache (default: HF_DATASETS_CACHE); images under it.")
     ] = None,
@@ -55,7 +78,7 @@ def build(
     Labels that disagree with the rater-vote majority are kept and reported.
     """
     from hf_spamguard.data import LabelDisagreementWarning, build_dataset, save_dataset
-    from hf_spamguard.data.demo import write_demo
+    from hf_spamguard.data.synthetic import write_demo
 
     if demo and train is not None:
         raise UserError("use either --demo or --train, not both")
@@ -80,6 +103,7 @@ def build(
                 cache_dir=cache_dir,
                 max_workers=max_workers,
                 image_timeout=timeout,
+                allow_private_networks=allow_private_networks,
                 force=force,
             )
         save_dataset(dd, out)

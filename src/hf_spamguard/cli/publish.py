@@ -32,7 +32,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Assemble the Hub-ready folder of a model, dataset, metric or baseline and upload it
         (create_repo + upload_folder), or only write it with --dry-run."""
-        from hf_spamguard.hub import publish
+        from hf_spamguard.publish import publish
 
         chosen = [(k, v) for k, v in (("model", model), ("dataset", dataset), ("baseline", baseline)) if v]
         if metric:

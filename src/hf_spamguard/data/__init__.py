@@ -1,4 +1,4 @@
-"""Listing datasets: TSV validation, image fetching, the `datasets` builder, Hub layout, demo data.
+"""Listing datasets: TSV validation, image fetching, the `datasets` builder, Hub layout, synthetic listings.
 
 Names are imported lazily so that ``import hf_spamguard.data`` (and the CLI) start fast: ``datasets``
 (pandas, pyarrow) is only imported when a name that needs it is first used. Never imports torch.
@@ -29,8 +29,8 @@ _EXPORTS = {
     "ImageLoadError": "images",
     "fetch_images": "images",
     "load_image": "images",
-    "generate_demo_listings": "demo",
-    "write_demo": "demo",
+    "generate_demo_listings": "synthetic",
+    "write_demo": "synthetic",
 }
 
 __all__ = [
@@ -73,10 +73,10 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from hf_spamguard.data.builder import BuildReport, ListingsBuilder, ListingsConfig, build_dataset
-    from hf_spamguard.data.demo import generate_demo_listings, write_demo
     from hf_spamguard.data.features import IMAGE_EXTENSIONS, LISTING_FEATURES, label_confidence
     from hf_spamguard.data.hub_layout import load_listings, push_dataset, save_dataset
     from hf_spamguard.data.images import FetchResult, ImageLoadError, fetch_images, load_image
+    from hf_spamguard.data.synthetic import generate_demo_listings, write_demo
     from hf_spamguard.data.tsv import (
         REQUIRED_COLUMNS,
         DataValidationError,

@@ -25,13 +25,13 @@ import datasets
 
 from hf_spamguard.data.features import IMAGE_EXTENSIONS, LISTING_FEATURES, label_confidence
 from hf_spamguard.data.tsv import DataValidationError, LabelReport, read_listings_tsv
+from hf_spamguard.files import BUILDER_REPORT_FILE, read_json
 
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["BuildReport", "ListingsBuilder", "ListingsConfig", "build_dataset"]
 
-REPORT_FILENAME = "spamguard_build_report.json"
 IMAGE_STATUS_FIELDS = ("split", "product_id", "image_url", "source", "ok", "error")
 
 
@@ -123,6 +123,10 @@ class ListingsConfig(datasets.BuilderConfig):
     )
     image_timeout: float = field(default=10.0, metadata={"help": "Per-request timeout in seconds."})
     image_retries: int = field(default=3, metadata={"help": "Retries on 5xx answers and timeouts."})
+    allow_private_networks: bool = field(
+        default=False,
+        metadata={"help": "Also fetch from loopback/private/link-local addresses (intranet image hosts)."},
+    )
     progress: bool = field(default=True, metadata={"help": "Show progress bars."})
     fingerprint: str = field(
         default="", metadata={"help": "Hash of the input files' contents (set by build_dataset)."}
@@ -130,13 +134,9 @@ class ListingsConfig(datasets.BuilderConfig):
 
 
 def _find_local_image(image_dir: Path | None, product_id: str) -> Path | None:
-    if image_dir is None:
-        return None
-    for ext in IMAGE_EXTENSIONS:
-        for candidate in (image_dir / f"{product_id}.{ext}", image_dir / f"{product_id}.{ext.upper()}"):
-            if candidate.is_file():
-                return candidate
-    return None
+    from hf_spamguard.data.images import local_image_path
+
+    return local_image_path(image_dir, product_id, IMAGE_EXTENSIONS)  # never outside image_dir
 
 
 def _carve_validation(
@@ -254,6 +254,7 @@ class ListingsBuilder(datasets.GeneratorBasedBuilder):
                 max_workers=cfg.max_workers,
                 timeout=cfg.image_timeout,
                 retries=cfg.image_retries,
+                allow_private_networks=cfg.allow_private_networks,
                 progress=cfg.progress,
             )
             for status, result in zip(todo, results, strict=True):
@@ -285,7 +286,7 @@ class ListingsBuilder(datasets.GeneratorBasedBuilder):
         )
         # Stored in the builder's (temporary, then final) cache folder so that a cached rebuild, which
         # skips this method, still returns the report.
-        Path(self._output_dir, REPORT_FILENAME).write_text(json.dumps(report.to_dict()), encoding="utf-8")
+        Path(self._output_dir, BUILDER_REPORT_FILE).write_text(json.dumps(report.to_dict()), encoding="utf-8")
         generators = []
         for split, df in frames.items():
             rows = [
@@ -363,6 +364,7 @@ def build_dataset(
     image_cache_dir: str | Path | None = None,
     image_timeout: float = 10.0,
     image_retries: int = 3,
+    allow_private_networks: bool = False,
     progress: bool = True,
     force: bool = False,
 ) -> datasets.DatasetDict:
@@ -372,7 +374,9 @@ def build_dataset(
     ``validation_size``; ``validation_size=0`` disables it) plus ``test`` when given. Images are taken
     from ``<image_dir>/<product_id>.<jpg|jpeg|png|webp>``; with ``fetch_images`` the others are
     downloaded from ``image_url`` into ``image_cache_dir`` (default: ``<cache_dir>/spamguard_images``).
-    Listings without a usable image get ``image=None``.
+    Listings without a usable image get ``image=None``. Fetching refuses loopback, private and other
+    non-public addresses unless ``allow_private_networks`` (see :mod:`hf_spamguard.data.images`); a
+    ``product_id`` that would lead outside ``image_dir`` (``../x``, an absolute path) has no local image.
 
     The returned DatasetDict has a ``build_report`` attribute (:class:`BuildReport`: label/vote
     disagreements, one image status row per listing), which :func:`save_dataset` writes next to the
@@ -400,6 +404,7 @@ def build_dataset(
         image_cache_dir=str(Path(image_cache_dir).resolve()),
         image_timeout=float(image_timeout),
         image_retries=int(image_retries),
+        allow_private_networks=bool(allow_private_networks),
         progress=bool(progress),
         fingerprint=_fingerprint(paths, image_dir_s),
     )
@@ -413,12 +418,8 @@ def build_dataset(
     finally:
         if not progress and was_enabled:
             datasets.enable_progress_bars()
-    report_path = Path(builder.cache_dir, REPORT_FILENAME)
-    report = (
-        BuildReport.from_dict(json.loads(report_path.read_text(encoding="utf-8")))
-        if report_path.is_file()
-        else BuildReport()
-    )
+    recorded = read_json(Path(builder.cache_dir, BUILDER_REPORT_FILE))
+    report = BuildReport.from_dict(recorded) if recorded is not None else BuildReport()
     # Order splits as users expect them, whatever order datasets stored them in.
     dd = datasets.DatasetDict({s: dd[s] for s in ("train", "validation", "test") if s in dd})
     dd.build_report = report

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hf_spamguard.atomic import atomic_path, atomic_write_text
+from hf_spamguard.files import BUILD_REPORT_FILE, CARD_FILE, IMAGE_STATUS_FILE
 from hf_spamguard.hub_io import is_repo_id, upload_folder_to_hub
 
 if TYPE_CHECKING:
@@ -25,9 +26,6 @@ if TYPE_CHECKING:
 
 __all__ = ["load_listings", "push_dataset", "save_dataset"]
 
-CARD_FILENAME = "README.md"
-IMAGE_STATUS_FILENAME = "image_status.csv"
-BUILD_REPORT_FILENAME = "build_report.json"
 MAX_SHARD_BYTES = 500 * 1024 * 1024  # the Hub's viewer and streaming prefer Parquet files of < ~500 MB
 SPLIT_ORDER = ("train", "validation", "test")
 
@@ -97,11 +95,10 @@ def save_dataset(
             shard = ds.shard(num_shards, i, contiguous=True) if num_shards > 1 else ds
             _write_parquet(shard, data_dir / f"{split}-{i:05d}-of-{num_shards:05d}.parquet")
     if report is not None:
-        atomic_write_text(out / BUILD_REPORT_FILENAME, json.dumps(report.to_dict(), indent=1))
-        atomic_write_text(out / IMAGE_STATUS_FILENAME, report.image_status_csv())
+        atomic_write_text(out / BUILD_REPORT_FILE, json.dumps(report.to_dict(), indent=1))
+        atomic_write_text(out / IMAGE_STATUS_FILE, report.image_status_csv())
     # One dataset card for every writer (build, publish, demo): the model_card/dataset_card.md template.
-    # cards sits on a higher floor and only renders the facts passed here, so the lazy import keeps
-    # the import graph pointing down at module level (as baseline.train_baseline and distill do).
+    # Imported here: the card machinery (jinja2, huggingface_hub cards) is only needed when saving.
     from hf_spamguard.cards import render_dataset_card
 
     render_dataset_card(
@@ -114,7 +111,7 @@ def save_dataset(
 
 
 def _is_built_folder(path: Path) -> bool:
-    return (path / CARD_FILENAME).is_file() and any((path / "data").glob("*.parquet"))
+    return (path / CARD_FILE).is_file() and any((path / "data").glob("*.parquet"))
 
 
 def load_listings(
@@ -125,7 +122,7 @@ def load_listings(
     ``source`` can be
       - a folder written by :func:`save_dataset` (Hub layout) → ``load_dataset(folder)``;
       - a folder with ``train.tsv`` [+ ``validation.tsv``, ``test.tsv``, ``images/``] (as handed over
-        by the moderation team, or :func:`~hf_spamguard.data.demo.write_demo`) → built on the fly;
+        by the moderation team, or :func:`~hf_spamguard.data.synthetic.write_demo`) → built on the fly;
       - a single ``.tsv`` file → built on the fly (images from a sibling ``images/`` folder), with a
         seeded stratified validation split carved from it. Asking a single TSV for a split it does
         not have (e.g. ``split="test"``) returns the *whole* file as that split, which is what

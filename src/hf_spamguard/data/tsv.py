@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "MAX_VOTES",
     "REQUIRED_COLUMNS",
     "DataValidationError",
     "LabelDisagreementWarning",
@@ -25,7 +26,10 @@ __all__ = [
 ]
 
 REQUIRED_COLUMNS = ("product_id", "image_url", "description", "yes_count", "no_count", "label")
-_INT_RE = re.compile(r"^\s*\+?\d+\s*$")
+# ASCII only: ``\d`` and int() also accept other scripts' digits ("٣" would be read as 3).
+_INT_RE = re.compile(r"\s*\+?([0-9]+)\s*", re.ASCII)
+# yes_count / no_count are int32 in LISTING_FEATURES (not imported: that would import ``datasets``).
+MAX_VOTES = 2**31 - 1
 # csv's default field limit (128 KiB) is too small for some pasted descriptions.
 csv.field_size_limit(16 * 1024 * 1024)
 
@@ -117,9 +121,26 @@ def _check_delimiter(path: Path, header_line: str) -> None:
 
 
 def _parse_count(path: Path, line: int, name: str, value: str) -> int:
-    if not _INT_RE.match(value):
-        raise DataValidationError(path, line, name, f"expected a non-negative integer, got {value!r}")
-    return int(value)
+    match = _INT_RE.fullmatch(value)
+    if match is None:
+        raise DataValidationError(
+            path, line, name, f"expected a non-negative integer, got {_shorten(value)!r}"
+        )
+    digits = match.group(1).lstrip("0") or "0"
+    # Compare lengths first: int() of thousands of digits is slow and, past 4300, raises ValueError.
+    if len(digits) > len(str(MAX_VOTES)) or int(digits) > MAX_VOTES:
+        raise DataValidationError(
+            path,
+            line,
+            name,
+            f"vote count {_shorten(digits)} is too large (the largest allowed is {MAX_VOTES})",
+        )
+    return int(digits)
+
+
+def _shorten(value: str, limit: int = 40) -> str:
+    """``value`` cut to ``limit`` characters, so that an error message stays one readable line."""
+    return value if len(value) <= limit else f"{value[:limit]}... ({len(value)} characters)"
 
 
 def read_listings_tsv(path: str | Path, *, warn: bool = True):
@@ -134,7 +155,9 @@ def read_listings_tsv(path: str | Path, *, warn: bool = True):
 
     Raises :class:`DataValidationError` (naming file, line and field) for: a missing or empty file,
     a wrong delimiter, undecodable text, missing columns, a wrong number of fields, an empty or
-    duplicate ``product_id``, non-integer or negative votes, and a label other than 0/1.
+    duplicate ``product_id``, votes that are not non-negative integers written in ASCII digits (``٣``
+    or ``３`` are refused, not read as 3) or that exceed :data:`MAX_VOTES` (the int32 of the dataset
+    features), and a label other than 0/1. Error messages are one line; long values are shortened.
     """
     import pandas as pd
 
@@ -205,7 +228,7 @@ def read_listings_tsv(path: str | Path, *, warn: bool = True):
         label_text = values["label"].strip()
         if label_text not in ("0", "1"):
             raise DataValidationError(
-                path, line, "label", f"expected 0 (not spam) or 1 (spam), got {values['label']!r}"
+                path, line, "label", f"expected 0 (not spam) or 1 (spam), got {_shorten(values['label'])!r}"
             )
         label = int(label_text)
         if yes == no:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from hf_spamguard.policy import DEFAULT_REVIEW_BUDGET, DEFAULT_TARGET_DEMOTE_PRECISION, DEFAULT_TARGET_RECALL
+
 #: Backends that can build the model and trainer.
 BACKENDS: tuple[str, str] = ("transformers", "unsloth")
 
@@ -120,13 +122,15 @@ class ProjectArgs:
         metadata={"help": "Fit a temperature on the evaluation split after training (calibration.json)."},
     )
     target_demote_precision: float = field(
-        default=0.98, metadata={"help": "Threshold selection: precision required of 'demote' decisions."}
+        default=DEFAULT_TARGET_DEMOTE_PRECISION,
+        metadata={"help": "Threshold selection: precision required of 'demote' decisions."},
     )
     target_recall: float = field(
-        default=0.95, metadata={"help": "Threshold selection: spam recall wanted from 'review' + 'demote'."}
+        default=DEFAULT_TARGET_RECALL,
+        metadata={"help": "Threshold selection: spam recall wanted from 'review' + 'demote'."},
     )
     review_budget: float = field(
-        default=0.15,
+        default=DEFAULT_REVIEW_BUDGET,
         metadata={"help": "Threshold selection: largest share of listings sent to human review."},
     )
     merge: bool = field(

@@ -124,6 +124,7 @@ def to_conversation(
     Image parts produced by the prompt builder become ``{"type": "image"}`` placeholders and the image goes
     to ``images`` (TRL puts it back in place); a text-only listing has ``images == []``.
     """
+    from hf_spamguard.data.images import load_image
     from hf_spamguard.prompts import build_messages
 
     messages = build_messages(
@@ -132,6 +133,7 @@ def to_conversation(
         answer={"is_spam": bool(is_spam), "reason": reason},
         config=prompt_config,
         tokenizer=tokenizer,
+        load_image=load_image,
     )
     images: list[Any] = []
     normalised = []

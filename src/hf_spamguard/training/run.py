@@ -21,13 +21,10 @@ from typing import Any
 import numpy as np
 
 from hf_spamguard.atomic import atomic_write_json
+from hf_spamguard.files import ADAPTER_CONFIG_FILE, CONFIG_FILE, TRAINING_ARGS_FILE, TRAINING_SUMMARY_FILE
 from hf_spamguard.training.args import PROJECT_DEFAULTS, ProjectArgs, cuda_available, device_defaults
 
 logger = logging.getLogger("hf_spamguard.training")
-
-#: Written into the finished model folder next to the adapter / weights, calibration.json (temperature),
-#: policy.json (thresholds), prompt_config.json and the pipeline files.
-SUMMARY_FILE = "training_summary.json"
 
 
 @dataclass
@@ -204,7 +201,7 @@ def _jsonable(value: Any) -> Any:
 
 def _fix_adapter_base(folder: Path, base: str) -> None:
     """Record the base model as an absolute path when it is a local folder (the adapter must load anywhere)."""
-    cfg_path = folder / "adapter_config.json"
+    cfg_path = folder / ADAPTER_CONFIG_FILE
     if not cfg_path.is_file():
         return
     cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
@@ -217,7 +214,7 @@ def ensure_tiny_model(path: str, sft_args: Any) -> None:
     if not path:
         raise ValueError("build_tiny_model needs model_name_or_path: the folder to build the tiny model in")
     with sft_args.main_process_first(local=True, desc="build tiny model"):
-        if not (Path(path) / "config.json").is_file():
+        if not (Path(path) / CONFIG_FILE).is_file():
             from hf_spamguard.testing import build_tiny_qwen3_vl
 
             build_tiny_qwen3_vl(path)
@@ -275,15 +272,17 @@ def write_model_folder(
 
         dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float32
         merge_adapter(weights_dir, final_dir, dtype=dtype)
-    atomic_write_json(final_dir / "training_args.json", json.loads(sft_args.to_json_string()), default=str)
+    atomic_write_json(final_dir / TRAINING_ARGS_FILE, json.loads(sft_args.to_json_string()), default=str)
     save_calibration(final_dir, temperature)
     # Inference must build prompts exactly as training did (image budget, text budget).
     prompt_config.save(final_dir)
     selection.save(final_dir)
-    if not (final_dir / "adapter_config.json").is_file():
+    if not (final_dir / ADAPTER_CONFIG_FILE).is_file():
         save_pipeline_files(final_dir)
+    # Next to the adapter / weights, calibration.json (temperature), policy.json (thresholds),
+    # prompt_config.json and the pipeline files: what the model card is rendered from.
     atomic_write_json(
-        final_dir / SUMMARY_FILE, _jsonable({**summary, "eval_metrics": eval_metrics}), default=str
+        final_dir / TRAINING_SUMMARY_FILE, _jsonable({**summary, "eval_metrics": eval_metrics}), default=str
     )
     write_model_card(final_dir, sft_args=sft_args, repo_id=repo_id)
     return final_dir
@@ -292,18 +291,17 @@ def write_model_folder(
 def write_model_card(final_dir: Path, *, sft_args: Any = None, repo_id: str | None = None) -> Path:
     """Render ``final_dir/README.md`` from what training wrote there (``training_summary.json``:
     validation metrics, base model, settings; ``policy.json``; ``calibration.json``)."""
-    # cards is a floor above training in DESIGN's stack. This upward call is safe because cards only
-    # renders templates from plain dicts and files: it imports nothing from training (nor from anything
-    # that imports training), so there is no cycle; the lazy import keeps `import hf_spamguard.training`
-    # free of jinja2 / huggingface_hub card machinery. The facts come from the same function hub uses to
-    # re-render a card, so the card written here and a published one agree.
-    from hf_spamguard.cards import model_card_facts, render_model_card
+    # The facts come from the same reader publish uses to re-render a card, so the card written here
+    # and a published one agree; cards (layer 1) cannot import prompts, so the default prompt is passed.
+    # The lazy import keeps `import hf_spamguard.training` free of jinja2 / huggingface_hub cards.
+    from hf_spamguard.cards import ModelCardFacts, model_card_facts, render_model_card
+    from hf_spamguard.prompts import SYSTEM_PROMPT
 
-    facts = model_card_facts(final_dir)
+    facts = model_card_facts(final_dir, system_prompt=SYSTEM_PROMPT)
     name = (repo_id or "").split("/")[-1]
     if not name and sft_args is not None and getattr(sft_args, "output_dir", None):
         name = Path(sft_args.output_dir).resolve().name  # "final" says nothing about the model
-    return render_model_card(final_dir, **facts, repo_id=repo_id, model_name=name or None)
+    return render_model_card(final_dir, ModelCardFacts(**facts, repo_id=repo_id, model_name=name or None))
 
 
 # --------------------------------------------------------------------------------------------------

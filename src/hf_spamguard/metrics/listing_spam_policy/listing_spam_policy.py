@@ -8,26 +8,31 @@ Space folder the import below is rewritten to the verbatim copy ``spamguard_poli
 import datasets
 import evaluate
 
-from hf_spamguard.policy import compute_policy_metric
+from hf_spamguard.policy import (
+    DEFAULT_REVIEW_BUDGET,
+    DEFAULT_TARGET_DEMOTE_PRECISION,
+    DEFAULT_TARGET_RECALL,
+    compute_policy_metric,
+)
 
-_DESCRIPTION = """
+_DESCRIPTION = f"""
 Evaluates a keyword-spam moderation policy. `predictions` are calibrated spam confidences in [0, 1],
 `references` the true labels (1 = spam). With `review` and `demote` given, those thresholds are applied;
-otherwise they are selected on these data to meet `target_demote_precision` (default 0.98),
-`target_recall` (default 0.95) within `review_budget` (default 0.15 of items), or, with `costs`, to
+otherwise they are selected on these data to meet `target_demote_precision` (default {DEFAULT_TARGET_DEMOTE_PRECISION}),
+`target_recall` (default {DEFAULT_TARGET_RECALL}) within `review_budget` (default {DEFAULT_REVIEW_BUDGET} of items), or, with `costs`, to
 minimise the expected cost. Returns per-action counts, precision, share of spam and review load,
 ROC-AUC, PR-AUC, macro-F1 at the demote threshold, ECE and Brier score, and notes on relaxed targets.
 """
 
-_KWARGS_DESCRIPTION = """
+_KWARGS_DESCRIPTION = f"""
 Args:
     predictions (list of float): spam confidence of each listing, in [0, 1].
     references (list of int): 1 = spam, 0 = not spam.
     review (float, optional): fixed review threshold (requires `demote`).
     demote (float, optional): fixed demote threshold.
-    target_demote_precision (float, optional): default 0.98.
-    target_recall (float, optional): default 0.95.
-    review_budget (float, optional): largest review queue as a share of items, default 0.15.
+    target_demote_precision (float, optional): default {DEFAULT_TARGET_DEMOTE_PRECISION}.
+    target_recall (float, optional): default {DEFAULT_TARGET_RECALL}.
+    review_budget (float, optional): largest review queue as a share of items, default {DEFAULT_REVIEW_BUDGET}.
     costs (dict, optional): per-outcome costs (keys of `Costs`) for the expected-cost objective.
     n_bins (int, optional): bins of the calibration error, default 10.
 Returns:

@@ -9,26 +9,26 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hf_spamguard.data.reviews import (
-    GENERATED_LABELS,
+from hf_spamguard.data.tsv import DataValidationError
+from hf_spamguard.prompts import student_texts
+from hf_spamguard.reviews.data import (
     REVIEW_COLUMNS,
     count_reviews,
-    generate_reviews,
-    google_local_id,
     iter_reviews,
     read_reviews,
-    student_texts,
     unlabellable_reason,
+)
+from hf_spamguard.reviews.synthetic import (
+    GENERATED_LABELS,
+    generate_reviews,
+    google_local_id,
     write_generated_google_local,
     write_generated_reviews,
 )
-from hf_spamguard.data.tsv import DataValidationError
+from hf_spamguard.taxonomy import TAXONOMY_PRESETS, TaxonomyError, load_taxonomy
 from hf_spamguard.verdict import (
-    TAXONOMY_PRESETS,
-    TaxonomyError,
     VerdictError,
     label_verdict_json_schema,
-    load_taxonomy,
     make_label_verdict,
     validate_label_verdict,
 )

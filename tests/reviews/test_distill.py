@@ -13,16 +13,17 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-import hf_spamguard.batch as batch
-from hf_spamguard.batch import score_reviews
+import hf_spamguard.reviews.batch as batch
 from hf_spamguard.cli import app
-from hf_spamguard.data.reviews import (
+from hf_spamguard.reviews.batch import score_reviews
+from hf_spamguard.reviews.distill import DistillConfig, distill
+from hf_spamguard.reviews.student import load_student, multilabel_split
+from hf_spamguard.reviews.synthetic import (
     GENERATED_LABELS,
     generate_reviews,
     write_generated_google_local,
     write_generated_reviews,
 )
-from hf_spamguard.distill import DistillConfig, distill, load_student, multilabel_split
 
 FAST = {"Cs": (1.0,), "cv": 2}
 
@@ -124,7 +125,7 @@ def test_student_card_shows_the_student_api_and_command_and_both_work(
     # The usage snippet, pointed at the local folder instead of downloading it, runs and returns
     # verdicts shaped like the example in the card.
     snippet = _code_blocks(card, "python")[0]
-    assert "from hf_spamguard.distill import load_student" in snippet
+    assert "from hf_spamguard.reviews import load_student" in snippet
     local = snippet.replace(f'load_student("{REPO_PLACEHOLDER}")', f"load_student({str(student_dir)!r})")
     assert local != snippet
     *body, call, example = local.strip().splitlines()
@@ -266,7 +267,7 @@ def test_cli_label_distill_score_end_to_end(tiny_model_dir: Path, tmp_path: Path
 
 
 def test_precision_targets_parse_from_the_command_line_form() -> None:
-    from hf_spamguard.distill import parse_precision_targets
+    from hf_spamguard.reviews.distill import parse_precision_targets
 
     assert parse_precision_targets("0.9") == 0.9
     assert parse_precision_targets("spam=0.95, advertisement=0.8") == {"spam": 0.95, "advertisement": 0.8}

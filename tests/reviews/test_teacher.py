@@ -16,23 +16,21 @@ import pandas as pd
 import pytest
 import torch
 
-from hf_spamguard.data.reviews import (
-    generate_reviews,
-    read_reviews,
-    write_generated_google_local,
-    write_generated_reviews,
-)
-from hf_spamguard.teacher import (
-    LABELS_FILE,
-    MANIFEST_FILE,
+from hf_spamguard.files import LABELS_FILE, MANIFEST_FILE
+from hf_spamguard.reviews.data import read_reviews
+from hf_spamguard.reviews.labeling import (
     LabelingConfig,
-    TeacherLabeler,
     _check_identity,
     label_reviews,
     load_labels,
     read_manifest,
-    teacher_fingerprint,
 )
+from hf_spamguard.reviews.synthetic import (
+    generate_reviews,
+    write_generated_google_local,
+    write_generated_reviews,
+)
+from hf_spamguard.reviews.teacher import TeacherLabeler, teacher_fingerprint
 from hf_spamguard.taxonomy import load_taxonomy
 
 N_REVIEWS = 60
@@ -278,7 +276,7 @@ def test_teacher_fingerprint_covers_hub_revisions_and_adapter_bases(
 
 
 def test_score_resumes_after_sigkill(review_student_dir: Path, tmp_path: Path, sigkill_when) -> None:
-    from hf_spamguard.batch import score_reviews
+    from hf_spamguard.reviews.batch import score_reviews
 
     n, chunk = 10_000, 100  # 100 parts: the kill lands well before the last one
     src = write_generated_reviews(tmp_path / "in.parquet", n=n, seed=9)

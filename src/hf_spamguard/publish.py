@@ -1,4 +1,4 @@
-"""Assembling Hub-ready folders (model, dataset, metric Space, baseline) and uploading them.
+"""Assembling Hub-ready folders (model, dataset, metric Space, baseline) and uploading them (layer 5).
 
 Each ``assemble_*`` function writes a folder that loads with the *standard* loaders where hf-spamguard
 is not installed: ``pipeline("listing-spam", model=folder, trust_remote_code=True)``,
@@ -10,26 +10,32 @@ the one place that talks to the Hub, then removed).
 from __future__ import annotations
 
 import fnmatch
-import json
 import os
 import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from hf_spamguard.atomic import atomic_write_text
 from hf_spamguard.cards import (
-    CARD_FILE,
     REPO_PLACEHOLDER,
-    STUDENT_FILE,
+    ModelCardFacts,
+    baseline_card_facts,
     find_eval_results,
     model_card_facts,
     render_baseline_card,
     render_dataset_card,
     render_metric_card,
     render_model_card,
+)
+from hf_spamguard.files import (
+    ADAPTER_CONFIG_FILE,
+    BASELINE_MODEL_FILE,
+    CARD_FILE,
+    CONFIG_FILE,
+    STUDENT_FILE,
+    read_json,
 )
 
 KINDS = ("model", "dataset", "metric", "baseline")
@@ -147,15 +153,6 @@ def _set_repo_ref(folder: Path, repo_id: str | None) -> None:
             atomic_write_text(card, text.replace(REPO_PLACEHOLDER, repo_id))
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: invalid JSON ({exc})") from exc
-
-
 # --------------------------------------------------------------------------------------------- model
 def _card_library(card: Path) -> str | None:
     from huggingface_hub import ModelCard
@@ -176,7 +173,7 @@ def _merge_adapter_into(model_dir: Path, tmp: Path, skipped: list[str]) -> str:
     """
     from hf_spamguard.modeling import merge_adapter
 
-    cfg = _read_json(model_dir / "adapter_config.json")
+    cfg = read_json(model_dir / ADAPTER_CONFIG_FILE, missing={})
     base = str(cfg.get("base_model_name_or_path") or "")
     try:
         # Weights + processor + calibration.json / policy.json / prompt_config.json.
@@ -184,7 +181,7 @@ def _merge_adapter_into(model_dir: Path, tmp: Path, skipped: list[str]) -> str:
     except OSError as exc:  # base model missing locally and not downloadable (offline, typo...)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ValueError(
-            f"{model_dir / 'adapter_config.json'}, field 'base_model_name_or_path': cannot load the base "
+            f"{model_dir / ADAPTER_CONFIG_FILE}, field 'base_model_name_or_path': cannot load the base "
             f"model {base!r} to merge the adapter into ({first})"
         ) from exc
     for item in sorted(model_dir.iterdir()):
@@ -224,8 +221,8 @@ def assemble_model_folder(
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise FileNotFoundError(f"{model_dir}: model folder not found")
-    is_adapter = (model_dir / "adapter_config.json").is_file()
-    if not is_adapter and not (model_dir / "config.json").is_file():
+    is_adapter = (model_dir / ADAPTER_CONFIG_FILE).is_file()
+    if not is_adapter and not (model_dir / CONFIG_FILE).is_file():
         raise ValueError(f"{model_dir}: not a model folder (no config.json or adapter_config.json)")
     if not any(model_dir.glob("*.safetensors")):
         raise ValueError(f"{model_dir}: no *.safetensors weights (pickled weights are not published)")
@@ -236,6 +233,7 @@ def assemble_model_folder(
 
     def build(tmp: Path) -> None:
         from hf_spamguard.pipeline import save_pipeline_files
+        from hf_spamguard.prompts import SYSTEM_PROMPT
 
         extra_notes = None
         if is_adapter:
@@ -253,12 +251,17 @@ def assemble_model_folder(
         card = tmp / CARD_FILE
         # A card written for the adapter (library peft) no longer describes the merged weights.
         if not card.is_file() or (is_adapter and _card_library(card) == "peft"):
+            facts = model_card_facts(
+                model_dir, adapter=False if is_adapter else None, system_prompt=SYSTEM_PROMPT
+            )
             render_model_card(
                 tmp,
-                **model_card_facts(model_dir, adapter=False if is_adapter else None),
-                repo_id=repo_id,
-                model_name=repo_id.split("/")[-1] if repo_id else model_dir.resolve().name,
-                extra_notes=extra_notes,
+                ModelCardFacts(
+                    **facts,
+                    repo_id=repo_id,
+                    model_name=repo_id.split("/")[-1] if repo_id else model_dir.resolve().name,
+                    extra_notes=extra_notes,
+                ),
             )
         _set_repo_ref(tmp, repo_id)
 
@@ -312,6 +315,7 @@ def assemble_metric_folder(out_dir: str | Path, *, repo_id: str | None = None) -
 
     def build(tmp: Path) -> None:
         from hf_spamguard.metrics import export_space
+        from hf_spamguard.policy import DEFAULT_TARGETS
 
         exported = Path(export_space(METRIC_NAME, tmp / "_export"))
         for item in exported.iterdir():
@@ -326,7 +330,7 @@ def assemble_metric_folder(out_dir: str | Path, *, repo_id: str | None = None) -
         atomic_write_text(tmp / "app.py", SPACE_APP.format(module_file=f"{module_name}.py"))
         if not (tmp / "requirements.txt").is_file():
             atomic_write_text(tmp / "requirements.txt", SPACE_REQUIREMENTS)
-        render_metric_card(tmp, repo_id=repo_id, title=module_name)
+        render_metric_card(tmp, repo_id=repo_id, title=module_name, targets=DEFAULT_TARGETS)
 
     return _build_into(out_dir, build)
 
@@ -346,9 +350,9 @@ def assemble_baseline_folder(
     A student's training diagnostics (:data:`BASELINE_DIAGNOSTICS`: ``errors/``, ``distill_report.*``)
     are left out and listed in ``skipped``."""
     baseline_dir = Path(baseline_dir)
-    if not (baseline_dir / "model.skops").is_file():
-        raise ValueError(f"{baseline_dir}: not a baseline folder (no model.skops)")
-    config = _read_json(baseline_dir / "config.json")
+    if not (baseline_dir / BASELINE_MODEL_FILE).is_file():
+        raise ValueError(f"{baseline_dir}: not a baseline folder (no {BASELINE_MODEL_FILE})")
+    config = read_json(baseline_dir / CONFIG_FILE, missing={})
     if config.get("model_type") not in (None, "spamguard-baseline"):
         raise ValueError(
             f"{baseline_dir}/config.json: model_type is {config.get('model_type')!r}, "
@@ -359,19 +363,23 @@ def assemble_baseline_folder(
     _check_not_nested(baseline_dir, out_dir)
 
     def build(tmp: Path) -> None:
+        from hf_spamguard.baseline import TRUSTED_TYPES
+
         _copy_tree(baseline_dir, tmp, skipped, exclude_paths=BASELINE_DIAGNOSTICS)
         if not (tmp / CARD_FILE).is_file():
             # A student's card takes its labels from student.json (they include the labels predicted as
             # constants, which have no head in config.json).
             labels = config.get("labels") or []
             is_student = (tmp / STUDENT_FILE).is_file()
-            render_baseline_card(
+            facts = baseline_card_facts(
                 tmp,
                 labels=labels if len(labels) > 1 and not is_student else None,
                 eval_results=find_eval_results(tmp),
                 repo_id=repo_id,
                 model_name=repo_id.split("/")[-1] if repo_id else baseline_dir.resolve().name,
+                trusted_types=tuple(TRUSTED_TYPES),
             )
+            render_baseline_card(tmp, facts)
         _set_repo_ref(tmp, repo_id)
 
     return _build_into(out_dir, build)

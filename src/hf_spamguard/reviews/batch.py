@@ -1,10 +1,14 @@
-"""Streaming batch scoring of reviews with a distilled student (``spamguard score``).
+"""Streaming batch scoring of reviews with a distilled student (``spamguard score``), a resumable job.
 
 The input is read in chunks of ``chunk_size`` rows (memory flat in the number of rows), scored on all
 cores by worker processes that inherit the loaded student, and written in order as numbered Parquet
 parts, each atomically, in ``<out>.parts/``. A part's existence means its rows are scored, so a killed
-run resumes with the first missing part. At the end the parts are streamed into ``out`` with one
-``pyarrow.parquet.ParquetWriter`` (one row group per part), atomically, and the parts folder is removed.
+run resumes with the first missing part (the bookkeeping is :mod:`hf_spamguard.jobs`'): the parts
+folder's ``manifest.json`` pins the student (a fingerprint of its files), the input files and the
+chunk size, and parts found without it are not trusted (removed, the run starts over). A run holds the
+job's lock (``<out>.lock``): a second run on the same output stops at once naming the first one's pid.
+At the end the parts are streamed into ``out`` with one ``pyarrow.parquet.ParquetWriter`` (one row
+group per part), atomically, and the parts folder is removed.
 
 Each part carries, in its Parquet metadata, its label counts and its top examples per label, so the
 HTML report (label distribution + examples) needs no second pass over the data.
@@ -22,7 +26,7 @@ import os
 import shutil
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,21 +35,25 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hf_spamguard.atomic import atomic_path, atomic_write_json, atomic_write_text, stale_temp_files
-from hf_spamguard.data.reviews import (
-    count_reviews,
-    folder_fingerprint,
-    input_fingerprint,
-    iter_reviews,
-    student_texts,
-)
-from hf_spamguard.distill import Student, load_student
+from hf_spamguard.atomic import atomic_path, atomic_write_text
+from hf_spamguard.files import PARTS_SUFFIX
 from hf_spamguard.hub_io import local_folder
+from hf_spamguard.jobs import (
+    PART_METADATA_KEY,
+    Parts,
+    check_identity,
+    folder_fingerprint,
+    job_lock,
+    read_manifest,
+    remove_temp_files,
+    write_manifest,
+)
+from hf_spamguard.prompts import student_texts
+from hf_spamguard.reviews.data import count_reviews, input_fingerprint, iter_reviews
+from hf_spamguard.reviews.student import Student, load_student
 
 __all__ = ["ScoreResult", "score_frame", "score_reviews", "write_score_report"]
 
-PARTS_SUFFIX = ".parts"
-MANIFEST_FILE = "manifest.json"
 FORMAT = "spamguard-scores/1"
 EXAMPLE_CHARS = 300
 
@@ -143,14 +151,7 @@ def _part_table(student: Student, chunk: pd.DataFrame, probs: np.ndarray, k_exam
         "examples": examples,
     }
     table = pa.table(data)
-    return table.replace_schema_metadata({"spamguard": json.dumps(summary)})
-
-
-def _write_atomic(path: Path, table: Any) -> None:
-    import pyarrow.parquet as pq
-
-    with atomic_path(path, durable=True) as tmp:
-        pq.write_table(table, tmp)
+    return table.replace_schema_metadata({PART_METADATA_KEY: json.dumps(summary)})
 
 
 def _chunks_with_index(
@@ -179,9 +180,10 @@ def score_reviews(
     Output columns: ``id``, ``p_<label>`` (float32; null where the row had no usable text), ``flags``
     (labels at or above their threshold), ``error`` (the reader's reason a row is unusable). Rows in
     input order. Resumable: re-run the same command after an interruption. ``student``: the already
-    loaded student of ``model_dir`` (saves loading it again when scoring several files).
+    loaded student of ``model_dir`` (saves loading it again when scoring several files). Raises
+    :class:`hf_spamguard.jobs.JobLockedError` when another run is writing ``out``, ``ValueError`` when
+    its unfinished parts belong to a run with other settings.
     """
-    import pyarrow.parquet as pq
     from tqdm.auto import tqdm
 
     t0 = time.perf_counter()
@@ -189,8 +191,6 @@ def score_reviews(
     out = Path(out)
     if student is None:
         student = load_student(model_dir)
-    names = student.label_names
-    parts = out.with_name(out.name + PARTS_SUFFIX)
     identity = {
         "format": FORMAT,
         "model": str(model_dir.resolve()),
@@ -199,107 +199,46 @@ def score_reviews(
         "input_files": input_fingerprint(source, meta),
         "chunk_size": chunk_size,
     }
-    parts.mkdir(parents=True, exist_ok=True)
-    manifest = parts / MANIFEST_FILE
-    if manifest.is_file():
-        old = json.loads(manifest.read_text(encoding="utf-8"))
-        for key, value in identity.items():
-            if old.get(key) != value:
-                raise ValueError(
-                    f"{parts}: an unfinished scoring run with a different {key!r} is there "
-                    f"({old.get(key)!r} vs {value!r}); re-run it with the same settings or delete {parts}"
-                )
-    else:
-        atomic_write_json(manifest, identity, indent=1, durable=True)
-    for stale in stale_temp_files(parts):
-        stale.unlink(missing_ok=True)
-    # Parts are written in order, so the done ones are 0..k-1; anything after a gap is rewritten.
-    done = 0
-    while (parts / f"part-{done:06d}.parquet").is_file():
-        done += 1
-    total = None
-    try:
-        total = count_reviews(source, meta=meta) if str(source).endswith(".parquet") else None
-    except (OSError, ValueError):
+    parts = Parts(out.with_name(out.name + PARTS_SUFFIX), "part")
+    with job_lock(out):
+        done = _resume(parts, identity, out)
         total = None
-    n_workers = (os.cpu_count() or 1) if n_jobs in (-1, 0) else max(1, n_jobs)
-    rows_now = 0
-    with tqdm(
-        total=total,
-        initial=done * chunk_size if total else 0,
-        unit="row",
-        unit_scale=True,
-        desc="scoring",
-        disable=not progress,
-    ) as bar:
-        chunks = _chunks_with_index(str(source), meta, chunk_size, done)
+        try:
+            total = count_reviews(source, meta=meta) if str(source).endswith(".parquet") else None
+        except (OSError, ValueError):
+            total = None
+        n_workers = (os.cpu_count() or 1) if n_jobs in (-1, 0) else max(1, n_jobs)
+        rows_now = 0
+        with tqdm(
+            total=total,
+            initial=done * chunk_size if total else 0,
+            unit="row",
+            unit_scale=True,
+            desc="scoring",
+            disable=not progress,
+        ) as bar:
 
-        def finish(k: int, chunk: pd.DataFrame, probs: np.ndarray) -> None:
-            nonlocal rows_now
-            _write_atomic(
-                parts / f"part-{k:06d}.parquet", _part_table(student, chunk, probs, examples_per_label)
+            def finish(k: int, chunk: pd.DataFrame, probs: np.ndarray) -> None:
+                nonlocal rows_now
+                parts.write(k, _part_table(student, chunk, probs, examples_per_label))
+                rows_now += len(chunk)
+                bar.update(len(chunk))
+
+            chunks = _chunks_with_index(str(source), meta, chunk_size, done)
+            _score_chunks(student, model_dir, chunks, n_workers, finish)
+        t_scored = time.perf_counter()
+        summaries = _assemble(parts, out, student)
+        t_assembled = time.perf_counter()
+        stats = _merge_summaries(summaries, student.label_names, examples_per_label)
+        report_path = None
+        if report:
+            report_path = write_score_report(
+                stats,
+                out.with_suffix(".html"),
+                model_dir=model_dir,
+                source=str(source),
+                thresholds=student.thresholds,
             )
-            rows_now += len(chunk)
-            bar.update(len(chunk))
-
-        if n_workers == 1:
-            for k, chunk in chunks:
-                finish(k, chunk, score_frame(student, chunk))
-        else:
-            global _WORKER_STUDENT
-            _WORKER_STUDENT = student
-            import multiprocessing as mp
-
-            ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context("spawn")
-            init_arg = None if ctx.get_start_method() == "fork" else str(model_dir)
-            # At most 2 chunks per worker in flight: enough to keep every core busy, memory bounded.
-            inflight: deque[tuple[int, pd.DataFrame, Future]] = deque()
-            with ProcessPoolExecutor(
-                n_workers, mp_context=ctx, initializer=_init_worker, initargs=(init_arg,)
-            ) as pool:
-                for k, chunk in chunks:
-                    inflight.append((k, chunk, pool.submit(_score_in_worker, chunk)))
-                    while len(inflight) >= 2 * n_workers:
-                        kk, cc, fut = inflight.popleft()
-                        finish(kk, cc, fut.result())
-                while inflight:
-                    kk, cc, fut = inflight.popleft()
-                    finish(kk, cc, fut.result())
-            _WORKER_STUDENT = None
-    t_scored = time.perf_counter()
-    # Assemble: stream every part into one file (a row group each), atomically, then drop the parts.
-    files = sorted(parts.glob("part-*.parquet"))
-    summaries = []
-    writer = None
-    with atomic_path(out, durable=True) as tmp_out, open(tmp_out, "wb") as fh:
-        for f in files:
-            pf = pq.ParquetFile(f)
-            summaries.append(json.loads(pf.schema_arrow.metadata[b"spamguard"]))
-            table = pf.read().replace_schema_metadata(None)
-            if writer is None:
-                writer = pq.ParquetWriter(fh, table.schema)
-            writer.write_table(table)
-        if writer is None:  # empty input: still a valid, empty file
-            import pyarrow as pa
-
-            empty = _part_table(
-                student, pd.DataFrame({"id": [], "text": [], "error": []}), np.zeros((0, len(names))), 0
-            )
-            writer = pq.ParquetWriter(fh, empty.schema.remove_metadata())
-            writer.write_table(pa.Table.from_batches([], schema=empty.schema.remove_metadata()))
-        writer.close()
-    shutil.rmtree(parts, ignore_errors=True)
-    t_assembled = time.perf_counter()
-    stats = _merge_summaries(summaries, names, examples_per_label)
-    report_path = None
-    if report:
-        report_path = write_score_report(
-            stats,
-            out.with_suffix(".html"),
-            model_dir=model_dir,
-            source=str(source),
-            thresholds=student.thresholds,
-        )
     return ScoreResult(
         out_path=out,
         rows=stats["rows"],
@@ -310,6 +249,98 @@ def score_reviews(
         scoring_seconds=t_scored - t0,
         assembly_seconds=t_assembled - t_scored,
     )
+
+
+def _resume(parts: Parts, identity: dict[str, Any], out: Path) -> int:
+    """Check or start the parts folder (under the job's lock); returns how many parts are done."""
+    parts.folder.mkdir(parents=True, exist_ok=True)
+    old = read_manifest(parts.folder)
+    if old is not None:
+        check_identity(
+            parts.folder,
+            old,
+            identity,
+            what="scoring run",
+            advice=f"re-run it with the same settings, or delete {parts.folder} to start over",
+        )
+    else:
+        parts.remove_untrusted()
+        write_manifest(parts.folder, identity)
+    # Under the lock no other run writes here: every temporary file is a killed write's.
+    remove_temp_files(parts.folder)
+    remove_temp_files(out.parent, lambda name: name in {out.name, out.with_suffix(".html").name})
+    # Parts are written in order, so the done ones are 0..k-1; anything after a gap is rewritten.
+    scanned = parts.scan()
+    done = 0
+    while done in scanned:
+        done += 1
+    return done
+
+
+def _score_chunks(
+    student: Student,
+    model_dir: Path,
+    chunks: Iterator[tuple[int, pd.DataFrame]],
+    n_workers: int,
+    finish: Callable[[int, pd.DataFrame, np.ndarray], None],
+) -> None:
+    """Score every chunk, in order, and hand each to ``finish`` (in this process, in chunk order)."""
+    global _WORKER_STUDENT
+    if n_workers == 1:
+        for k, chunk in chunks:
+            finish(k, chunk, score_frame(student, chunk))
+        return
+    _WORKER_STUDENT = student
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context("spawn")
+    init_arg = None if ctx.get_start_method() == "fork" else str(model_dir)
+    # At most 2 chunks per worker in flight: enough to keep every core busy, memory bounded.
+    inflight: deque[tuple[int, pd.DataFrame, Future]] = deque()
+    try:
+        with ProcessPoolExecutor(
+            n_workers, mp_context=ctx, initializer=_init_worker, initargs=(init_arg,)
+        ) as pool:
+            for k, chunk in chunks:
+                inflight.append((k, chunk, pool.submit(_score_in_worker, chunk)))
+                while len(inflight) >= 2 * n_workers:
+                    kk, cc, fut = inflight.popleft()
+                    finish(kk, cc, fut.result())
+            while inflight:
+                kk, cc, fut = inflight.popleft()
+                finish(kk, cc, fut.result())
+    finally:
+        _WORKER_STUDENT = None
+
+
+def _assemble(parts: Parts, out: Path, student: Student) -> list[dict[str, Any]]:
+    """Stream every part into ``out`` (a row group each), atomically, then drop the parts folder.
+    Returns the parts' summaries, in order."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    summaries = []
+    writer = None
+    with atomic_path(out, durable=True) as tmp_out, open(tmp_out, "wb") as fh:
+        for f in parts.existing().values():
+            pf = pq.ParquetFile(f)
+            summaries.append(json.loads(pf.schema_arrow.metadata[PART_METADATA_KEY]))
+            table = pf.read().replace_schema_metadata(None)
+            if writer is None:
+                writer = pq.ParquetWriter(fh, table.schema)
+            writer.write_table(table)
+        if writer is None:  # empty input: still a valid, empty file
+            empty = _part_table(
+                student,
+                pd.DataFrame({"id": [], "text": [], "error": []}),
+                np.zeros((0, len(student.label_names))),
+                0,
+            )
+            writer = pq.ParquetWriter(fh, empty.schema.remove_metadata())
+            writer.write_table(pa.Table.from_batches([], schema=empty.schema.remove_metadata()))
+        writer.close()
+    shutil.rmtree(parts.folder, ignore_errors=True)
+    return summaries
 
 
 def _merge_summaries(summaries: list[dict], names: tuple[str, ...], k: int) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Place reviews for review moderation: readers that stream, and a deterministic generated set.
+"""Place reviews for review moderation: readers that stream, and the fingerprint of their input files.
 
 Every reader yields :mod:`pandas` chunks with the same columns (:data:`REVIEW_COLUMNS`), in input order,
 so labelling, distillation and batch scoring never see a different shape:
@@ -12,7 +12,8 @@ so labelling, distillation and batch scoring never see a different shape:
 Google Local (https://datarepo.eng.ucsd.edu/mcauley_group/gdrive/googlelocal/) ships reviews and place
 metadata as JSON lines (often gzipped), joined on ``gmap_id``; both contain duplicates, which are
 removed here (reviews on their id, places on ``gmap_id``; first occurrence wins). CSV/TSV/Parquet/JSONL
-files, folders of them and Hub dataset ids are read too.
+files, folders of them and Hub dataset ids are read too. The generated review set is
+:mod:`hf_spamguard.reviews.synthetic`; the text a student sees is :func:`hf_spamguard.prompts.student_texts`.
 """
 
 from __future__ import annotations
@@ -31,37 +32,27 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hf_spamguard.atomic import atomic_path, atomic_write_bytes
 from hf_spamguard.data.tsv import DataValidationError
 from hf_spamguard.hub_io import is_repo_id
 
 __all__ = [
-    "GENERATED_LABELS",
     "REVIEW_COLUMNS",
+    "TABLE_SUFFIXES",
     "count_reviews",
-    "folder_fingerprint",
-    "generate_reviews",
-    "google_local_id",
     "input_fingerprint",
-    "iter_generated_reviews",
     "iter_reviews",
     "read_place_metadata",
     "read_reviews",
     "resolve_review_files",
-    "student_texts",
     "unlabellable_reason",
-    "write_generated_google_local",
-    "write_generated_reviews",
 ]
 
 logger = logging.getLogger(__name__)
 
 REVIEW_COLUMNS: tuple[str, ...] = ("id", "text", "rating", "place_name", "category", "gmap_id", "error")
 
-#: Labels of the generated review set (the ``reviews`` taxonomy); truth columns are ``true_<label>``.
-GENERATED_LABELS: tuple[str, ...] = ("advertisement", "irrelevant", "rant_without_visit", "spam")
-
-_TABLE_SUFFIXES = (".csv", ".tsv", ".parquet")
+#: Table formats read (and written by :mod:`hf_spamguard.reviews.synthetic`).
+TABLE_SUFFIXES: tuple[str, ...] = (".csv", ".tsv", ".parquet")
 _JSON_SUFFIXES = (".json", ".jsonl", ".ndjson", ".json.gz", ".jsonl.gz", ".ndjson.gz")
 _ALIASES = {
     "id": ("id", "review_id"),
@@ -78,7 +69,7 @@ _UNDECODABLE = re.compile("[\udc80-\udcff]")
 
 def _suffix(path: Path) -> str:
     name = path.name.lower()
-    for suffix in _JSON_SUFFIXES + _TABLE_SUFFIXES:
+    for suffix in _JSON_SUFFIXES + TABLE_SUFFIXES:
         if name.endswith(suffix):
             return suffix
     return path.suffix.lower()
@@ -104,7 +95,7 @@ def resolve_review_files(source: str | os.PathLike[str]) -> tuple[list[Path], li
     for file in sorted(p for p in path.rglob("*") if p.is_file()):
         if any(part.startswith(".") for part in file.relative_to(path).parts):
             continue
-        if _suffix(file) not in _JSON_SUFFIXES + _TABLE_SUFFIXES or file.name.lower() == "readme.md":
+        if _suffix(file) not in _JSON_SUFFIXES + TABLE_SUFFIXES or file.name.lower() == "readme.md":
             continue
         (metas if file.name.lower().startswith(("meta-", "meta_")) else reviews).append(file)
     if not reviews:
@@ -126,24 +117,6 @@ def input_fingerprint(
         st = f.stat()
         out.append({"path": str(f.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns})
     return out
-
-
-def folder_fingerprint(folder: str | os.PathLike[str]) -> str:
-    """A short digest of the names, sizes and modification times of the files directly in ``folder``.
-
-    Resumable jobs (labelling with a teacher, scoring with a student) store it to notice a model folder
-    that was retrained or replaced between two runs. Metadata rather than content: hashing tens of GB of
-    teacher weights on every resume would cost more than it protects (a retrain rewrites the files, so
-    their mtimes change even when the sizes do not).
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise NotADirectoryError(f"model folder not found: {folder}")
-    h = hashlib.sha256()
-    for f in sorted(p for p in folder.iterdir() if p.is_file()):
-        st = f.stat()
-        h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
-    return h.hexdigest()[:16]
 
 
 # --------------------------------------------------------------------------------------------- JSON lines
@@ -473,262 +446,3 @@ def unlabellable_reason(row: Any) -> str | None:
     if not str(text).strip():
         return "empty text"
     return None
-
-
-def student_texts(df: pd.DataFrame) -> list[str]:
-    """The text a student classifier sees for each review: the review plus its place context.
-
-    One function for distillation and batch scoring, so the two cannot drift apart. The place
-    category matters for ``irrelevant`` (a review about phones under a pizzeria).
-    """
-
-    def column(name: str) -> list[str]:
-        if name not in df:
-            return [""] * len(df)
-        return ["" if not isinstance(v, str) else v for v in df[name].tolist()]
-
-    texts = column("text")
-    if "place_name" not in df and "category" not in df:
-        return texts
-    # One comprehension over plain lists: this runs on every row of batch scoring.
-    return [
-        (f"{t} [place: {n} | {c}]" if n and c else f"{t} [place: {n or c}]") if (n or c) else t
-        for t, n, c in zip(texts, column("place_name"), column("category"), strict=True)
-    ]
-
-
-# --------------------------------------------------------------------------------------------- generated set
-
-_PLACES = (
-    ("Luigi's Trattoria", "Italian restaurant", ("pasta", "pizza", "tiramisu", "lasagna")),
-    ("Golden Dragon", "Chinese restaurant", ("dumplings", "noodles", "fried rice", "spring rolls")),
-    ("Bean There Cafe", "Coffee shop", ("latte", "espresso", "croissant", "cold brew")),
-    ("Sunrise Dental", "Dentist", ("cleaning", "checkup", "filling", "appointment")),
-    ("QuickFix Auto", "Auto repair shop", ("oil change", "brakes", "tyres", "inspection")),
-    ("Green Leaf Market", "Grocery store", ("produce", "bakery", "deli", "checkout")),
-    ("Iron Temple Gym", "Gym", ("equipment", "classes", "trainers", "locker room")),
-    ("Blue Harbor Hotel", "Hotel", ("room", "breakfast", "front desk", "pool")),
-    ("Paws & Claws", "Veterinarian", ("vet", "vaccines", "checkup", "staff")),
-    ("Taco Loco", "Mexican restaurant", ("tacos", "burritos", "salsa", "margaritas")),
-    ("City Books", "Book store", ("selection", "staff picks", "reading corner", "prices")),
-    ("Sparkle Car Wash", "Car wash", ("wash", "wax", "interior", "vacuum")),
-)
-_GOOD = ("Great", "Amazing", "Lovely", "Excellent", "Really good", "Fantastic", "Solid", "Decent")
-_BAD = ("Terrible", "Disappointing", "Awful", "Mediocre", "Poor", "Overpriced", "Cold", "Slow")
-_VISIT = (
-    "We came here on {day} and the {item} was {adj}.",
-    "Stopped by last {day}; the {item} was {adj} and the staff were {staff}.",
-    "{adj_cap} {item}, staff were {staff}. Waited about {mins} minutes.",
-    "Visited with my family, ordered the {item}. It was {adj}, service {staff}.",
-    "My second visit. The {item} is still {adj} and parking was easy.",
-)
-_STAFF = ("friendly", "rude", "helpful", "slow", "attentive", "busy", "welcoming", "dismissive")
-_DAYS = ("Monday", "Friday night", "Saturday", "Sunday morning", "a weekday", "Tuesday lunch")
-_AD = (
-    "Visit www.{brand}.example for {pct}% off, use code {code} at checkout!",
-    "Call {phone} today for the best deals in town, free delivery!",
-    "Follow @{brand}deals and DM us for discounts, link in bio: bit.ly/{code}",
-    "Cheap {item} at {brand}.example, order now and save {pct}%!!!",
-)
-_BRANDS = ("bestdeals", "promoking", "shopfast", "megasale", "cheapcity", "dealhub", "savebig")
-_IRRELEVANT = (
-    "My phone battery keeps dying since the update, does anyone know a fix?",
-    "Watching the game tonight, go team! What a season.",
-    "The weather has been crazy this week, rain every single day.",
-    "Does anyone know when the new season of that show comes out?",
-    "Just finished my exams, so happy it is over!",
-    "Traffic on the highway was insane this morning.",
-    "Happy birthday to my sister, love you!",
-)
-_RANT = (
-    "Never been here but my friend says it's a total scam, avoid.",
-    "Haven't visited, but from the photos this place looks disgusting. {stars} star.",
-    "I heard on the news they {scandal}. Won't ever go, neither should you.",
-    "Didn't go in, the outside looked dirty enough. Pathetic.",
-    "Never been, never will. Everyone online says the {item} is garbage.",
-)
-_SCANDAL = ("cheat customers", "failed an inspection", "underpay staff", "overcharge tourists")
-_SPAM_WORDS = ("good", "nice", "best", "wow", "ok", "top", "great", "five stars")
-
-
-def _generate_chunk(start: int, n: int, seed: int) -> pd.DataFrame:
-    # One generator per (seed, block of 10k rows): the set is identical whatever chunk size a caller uses.
-    rows: list[dict[str, Any]] = []
-    for block in range(start // 10_000, (start + n - 1) // 10_000 + 1):
-        rng = np.random.default_rng([seed, block])
-        lo, hi = max(start, block * 10_000), min(start + n, (block + 1) * 10_000)
-        rows.extend(_generate_block(rng, block * 10_000, lo, hi, seed))
-    return pd.DataFrame(rows)
-
-
-def _generate_block(rng: np.random.Generator, block_start: int, lo: int, hi: int, seed: int) -> list[dict]:
-    size = 10_000
-    u = rng.random((size, 8))
-    ints = rng.integers(0, 1_000_000, size=(size, 8))
-    rows = []
-    for j in range(lo - block_start, hi - block_start):
-        i = block_start + j
-        r, k = u[j], ints[j]
-        name, category, items = _PLACES[k[0] % len(_PLACES)]
-        item = items[k[1] % len(items)]
-        ad, irr, rant, spam = bool(r[0] < 0.10), bool(r[1] < 0.09), bool(r[2] < 0.08), bool(r[3] < 0.08)
-        if irr and rant:  # an off-topic text is not a rant about the place
-            rant = False
-        positive = r[4] < 0.6
-        adj = (_GOOD if positive else _BAD)[k[2] % 8].lower()
-        parts: list[str] = []
-        if irr:
-            parts.append(_IRRELEVANT[k[3] % len(_IRRELEVANT)])
-        elif rant:
-            parts.append(
-                _RANT[k[3] % len(_RANT)].format(stars=1, scandal=_SCANDAL[k[4] % len(_SCANDAL)], item=item)
-            )
-        elif not spam or r[5] < 0.5:
-            parts.append(
-                _VISIT[k[3] % len(_VISIT)].format(
-                    day=_DAYS[k[4] % len(_DAYS)],
-                    item=item,
-                    adj=adj,
-                    adj_cap=adj.capitalize(),
-                    staff=_STAFF[k[5] % len(_STAFF)],
-                    mins=5 + k[6] % 40,
-                )
-            )
-        if ad:
-            brand = _BRANDS[k[6] % len(_BRANDS)]
-            parts.append(
-                _AD[k[7] % len(_AD)].format(
-                    brand=brand,
-                    pct=10 + k[5] % 50,
-                    code=f"{brand[:4].upper()}{k[4] % 100}",
-                    phone=f"555-{k[3] % 10000:04d}",
-                    item=item,
-                )
-            )
-        if spam:
-            word = _SPAM_WORDS[k[7] % len(_SPAM_WORDS)]
-            parts.append(" ".join([word] * (6 + k[2] % 10)) + "!" * (k[1] % 5))
-        rating = 1 if rant else 5 if ad else (4 + k[6] % 2 if positive else 1 + k[6] % 2)
-        rows.append(
-            {
-                "id": f"r{seed}-{i:08d}",
-                "text": " ".join(parts),
-                "rating": float(rating),
-                "place_name": name,
-                "category": category,
-                "gmap_id": f"0x{(k[0] % len(_PLACES)) + 1:04x}:demo",
-                "error": None,
-                "true_advertisement": ad,
-                "true_irrelevant": irr,
-                "true_rant_without_visit": rant,
-                "true_spam": spam,
-            }
-        )
-    return rows
-
-
-def generate_reviews(n: int = 200, seed: int = 0, *, start: int = 0) -> pd.DataFrame:
-    """``n`` deterministic synthetic place reviews (rows ``start .. start+n-1``) with truth columns.
-
-    Columns: :data:`REVIEW_COLUMNS` + ``true_<label>`` for each of :data:`GENERATED_LABELS`. About a
-    third of the rows violate at least one policy; labels overlap (an ad can also be spam).
-    """
-    if n <= 0:
-        return pd.DataFrame(columns=list(REVIEW_COLUMNS) + [f"true_{lab}" for lab in GENERATED_LABELS])
-    return _generate_chunk(start, n, seed)
-
-
-def iter_generated_reviews(n: int, seed: int = 0, chunk_size: int = 50_000) -> Iterator[pd.DataFrame]:
-    """:func:`generate_reviews` in chunks (for benchmarks: a million rows without holding them)."""
-    for start in range(0, n, chunk_size):
-        yield generate_reviews(min(chunk_size, n - start), seed, start=start)
-
-
-def write_generated_reviews(
-    path: str | os.PathLike[str], n: int = 200, seed: int = 0, *, chunk_size: int = 50_000
-) -> Path:
-    """Write the generated set as ``.csv``, ``.tsv`` or ``.parquet`` (streamed; atomic)."""
-    path = Path(path)
-    suffix = _suffix(path)
-    if suffix not in _TABLE_SUFFIXES:
-        raise ValueError(f"{path}: expected a .csv, .tsv or .parquet file name")
-    writer = None
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        for k, chunk in enumerate(iter_generated_reviews(n, seed, chunk_size)):
-            chunk = chunk.drop(columns=["error"])
-            if suffix == ".parquet":
-                import pyarrow as pa
-                import pyarrow.parquet as pq
-
-                table = pa.Table.from_pandas(chunk, preserve_index=False)
-                if writer is None:
-                    writer = pq.ParquetWriter(fh, table.schema)
-                writer.write_table(table)
-            else:
-                fh.write(
-                    chunk.to_csv(sep="\t" if suffix == ".tsv" else ",", index=False, header=k == 0).encode()
-                )
-        if writer is not None:
-            writer.close()
-    return path
-
-
-def write_generated_google_local(
-    out_dir: str | os.PathLike[str],
-    n: int = 200,
-    seed: int = 0,
-    *,
-    duplicates: int = 5,
-    empty: int = 3,
-    undecodable: int = 1,
-) -> Path:
-    """Write the generated set in the Google Local layout: ``review-Demo.json`` + ``meta-Demo.json``.
-
-    Real dumps are messy, and so is this one: ``duplicates`` reviews (and every place) appear twice,
-    ``empty`` reviews have ``"text": null`` (rating only) and ``undecodable`` lines carry invalid UTF-8.
-    Returns the folder; truth labels are those of ``generate_reviews(n, seed)`` (ids: :func:`google_local_id`).
-    """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    df = generate_reviews(n, seed)
-    lines: list[bytes] = []
-    for i, row in enumerate(df.itertuples(index=False)):
-        user = f"1{seed:03d}{i:08d}"
-        obj = {
-            "user_id": user,
-            "name": f"User {i}",
-            "time": 1_600_000_000_000 + i * 3_600_000,
-            "rating": int(row.rating),
-            "text": None if i < empty else row.text,
-            "pics": None,
-            "resp": None,
-            "gmap_id": row.gmap_id,
-        }
-        lines.append(json.dumps(obj).encode())
-    dup = [lines[i] for i in range(empty, min(n, empty + duplicates))]
-    bad = [b'{"user_id": "x", "text": "caf\xe9 \xff\xfe broken", "gmap_id": "0x0001:demo"}'] * undecodable
-    # Interleave so that duplicates and bad lines sit in the middle of the file, as in real dumps.
-    mid = len(lines) // 2
-    body = lines[:mid] + bad + dup + lines[mid:]
-    atomic_write_bytes(out / "review-Demo.json", b"\n".join(body) + b"\n")
-    metas = []
-    for k, (name, category, _items) in enumerate(_PLACES):
-        metas.append(
-            json.dumps(
-                {
-                    "name": name,
-                    "address": f"{k + 1} Main St, Demo City",
-                    "gmap_id": f"0x{k + 1:04x}:demo",
-                    "category": [category, "Local business"],
-                    "avg_rating": 4.1,
-                    "num_of_reviews": 100 + k,
-                }
-            ).encode()
-        )
-    atomic_write_bytes(out / "meta-Demo.json", b"\n".join(metas + metas) + b"\n")
-    return out
-
-
-def google_local_id(gmap_id: str, index: int, seed: int = 0) -> str:
-    """The id :func:`iter_reviews` gives row ``index`` of :func:`write_generated_google_local` (for tests)."""
-    return f"{gmap_id}:1{seed:03d}{index:08d}:{1_600_000_000_000 + index * 3_600_000}"

@@ -1,0 +1,166 @@
+"""A baseline folder on disk: ``model.skops`` (arrays only, loaded against a trusted-types list),
+``config.json`` (``"model_type": "spamguard-baseline"``) and, for a binary model with thresholds,
+``policy.json``.
+
+This module knows the folder, not the classifier: :meth:`BaselineClassifier.save_pretrained
+<hf_spamguard.baseline.BaselineClassifier.save_pretrained>` hands it the state and the config to write,
+and :meth:`~hf_spamguard.baseline.BaselineClassifier.from_pretrained` builds the model from what
+:func:`load_folder` returns (imports point from the model to here, never back).
+
+Why a trusted-types list of our own: ``skops.io.get_untrusted_types`` lists only the types skops does not
+trust by default, and skops trusts scikit-learn estimators and NumPy functions; a baseline holds nothing
+but arrays and built-ins, so anything else in the file is refused before it is loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from hf_spamguard.atomic import atomic_write_bytes
+from hf_spamguard.files import BASELINE_MODEL_FILE, CONFIG_FILE, POLICY_FILE, SidecarError, read_json
+from hf_spamguard.policy import Thresholds
+
+#: ``config.json``'s ``model_type`` of a baseline folder (what tells it from a transformers model).
+MODEL_TYPE = "spamguard-baseline"
+
+#: The only types a ``model.skops`` file may contain (checked before loading; anything else is refused).
+TRUSTED_TYPES: tuple[str, ...] = (
+    "builtins.dict",
+    "builtins.list",
+    "builtins.tuple",
+    "builtins.str",
+    "builtins.int",
+    "builtins.float",
+    "builtins.bool",
+    "numpy.ndarray",
+    "numpy.dtype",
+    "numpy.float64",
+    "numpy.int64",
+)
+
+
+class UntrustedModelError(ValueError):
+    """A ``model.skops`` file contains a type outside :data:`TRUSTED_TYPES` (or is not a skops file)."""
+
+
+class BaselineFolder(NamedTuple):
+    """What :func:`load_folder` read: the local folder, its config, the skops state and the thresholds."""
+
+    directory: Path
+    config: dict[str, Any]
+    state: dict[str, Any]
+    policy: Thresholds | None
+
+
+def save_folder(
+    directory: str | os.PathLike[str],
+    state: dict[str, Any],
+    config: dict[str, Any],
+    policy: Thresholds | None = None,
+) -> Path:
+    """Write ``state`` to ``model.skops``, ``config`` to ``config.json`` and ``policy`` (when given) to
+    ``policy.json`` in ``directory`` (created); each file is written atomically. Returns the folder.
+
+    ``state`` must hold only :data:`TRUSTED_TYPES` (or :func:`load_folder` refuses it later); NumPy
+    scalars in ``config`` are written as floats.
+    """
+    import skops.io as sio
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(directory / BASELINE_MODEL_FILE, sio.dumps(state))
+    atomic_write_bytes(directory / CONFIG_FILE, (json.dumps(config, indent=2, default=float) + "\n").encode())
+    if policy is not None:
+        policy.save(directory)
+    return directory
+
+
+def load_folder(
+    directory: str | os.PathLike[str], *, revision: str | None = None, token: str | None = None
+) -> BaselineFolder:
+    """Read a folder written by :func:`save_folder`, or a Hub repo id (``"org/name"``, downloaded once
+    into the Hugging Face cache).
+
+    Raises ``FileNotFoundError`` when ``config.json`` or ``model.skops`` is missing, ``ValueError`` when
+    the config's ``model_type`` is not :data:`MODEL_TYPE` (:class:`~hf_spamguard.files.SidecarError` when
+    it is not valid JSON), and :class:`UntrustedModelError` when the skops file holds any type outside
+    :data:`TRUSTED_TYPES` — checked before anything in it is instantiated.
+    """
+    import skops.io as sio
+
+    from hf_spamguard.hub_io import local_folder
+
+    directory = local_folder(directory, revision=revision, token=token)
+    config_path = directory / CONFIG_FILE
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{directory} is not a baseline model folder: no {CONFIG_FILE}")
+    config = read_json(config_path)
+    if config.get("model_type") != MODEL_TYPE:
+        raise ValueError(
+            f"{config_path}: model_type is {config.get('model_type')!r}, expected {MODEL_TYPE!r}"
+        )
+    model_path = directory / BASELINE_MODEL_FILE
+    if not model_path.is_file():
+        raise FileNotFoundError(f"{model_path} is missing")
+    present = skops_types(model_path)
+    untrusted = sorted(present - set(TRUSTED_TYPES))
+    if untrusted:
+        raise UntrustedModelError(
+            f"{model_path} contains types that are not trusted: {untrusted}; refusing to load"
+        )
+    state = sio.load(model_path, trusted=sorted(present))
+    policy = Thresholds.load(directory) if (directory / POLICY_FILE).is_file() else None
+    return BaselineFolder(directory, config, state, policy)
+
+
+def skops_types(path: str | os.PathLike[str]) -> set[str]:
+    """Every type a skops file would instantiate (``module.Class``), read from its ``schema.json``.
+
+    ``skops.io.get_untrusted_types`` lists only the types skops does not trust by default, and skops
+    trusts e.g. scikit-learn estimators and NumPy functions; a model that holds nothing but arrays and
+    built-ins must refuse those too, so the whole tree is checked against :data:`TRUSTED_TYPES`.
+    Raises :class:`UntrustedModelError` when ``path`` is not a readable skops archive.
+    """
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            schema = json.loads(archive.read("schema.json"))
+    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError) as err:
+        raise UntrustedModelError(f"{path}: not a readable skops file ({err})") from err
+    types: set[str] = set()
+    todo: list[Any] = [schema]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, dict):
+            if "__class__" in node or "__module__" in node:
+                types.add(f"{node.get('__module__')}.{node.get('__class__')}")
+            todo.extend(node.values())
+        elif isinstance(node, list):
+            todo.extend(node)
+    return types
+
+
+def is_baseline_folder(directory: str | os.PathLike[str]) -> bool:
+    """True when ``directory/config.json`` says ``"model_type": "spamguard-baseline"``; False when it is
+    missing, not valid JSON or another model's config (never raises for a bad file)."""
+    try:
+        config = read_json(Path(directory) / CONFIG_FILE)
+    except SidecarError:
+        return False
+    return isinstance(config, dict) and config.get("model_type") == MODEL_TYPE
+
+
+__all__ = [
+    "MODEL_TYPE",
+    "TRUSTED_TYPES",
+    "BaselineFolder",
+    "UntrustedModelError",
+    "is_baseline_folder",
+    "load_folder",
+    "save_folder",
+    "skops_types",
+]
