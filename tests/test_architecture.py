@@ -21,6 +21,7 @@ LAYERS: dict[str, int] = {
     "hf_spamguard.atomic": 0,
     "hf_spamguard.hub_io": 0,
     "hf_spamguard.jobs": 0,
+    "hf_spamguard.lazy": 0,
     "hf_spamguard.cards": 1,
     "hf_spamguard.policy": 1,
     "hf_spamguard.prompts": 1,

@@ -51,7 +51,9 @@ def rows_with(decisions: list[tuple[float, int, str]]) -> list[dict]:
     ]
 
 
-GOOD = rows_with([(0.95, 1, "demote"), (0.9, 0, "demote"), (0.6, 1, "review"), (0.2, 0, "keep"), (0.1, 1, "keep")])
+GOOD = rows_with(
+    [(0.95, 1, "demote"), (0.9, 0, "demote"), (0.6, 1, "review"), (0.2, 0, "keep"), (0.1, 1, "keep")]
+)
 
 
 # --------------------------------------------------------------------------------- #11.10 bad rows
@@ -59,18 +61,25 @@ GOOD = rows_with([(0.95, 1, "demote"), (0.9, 0, "demote"), (0.6, 1, "review"), (
     "lines,expected",
     [
         (
-            ['{"id": "a", "confidence": 0.9, "label": 1}', '{"id": "b", "confidence": 0.1, "label": 0}',
-             '{"id": "a", "confidence": 0.2, "label": 0}'],
+            [
+                '{"id": "a", "confidence": 0.9, "label": 1}',
+                '{"id": "b", "confidence": 0.1, "label": 0}',
+                '{"id": "a", "confidence": 0.2, "label": 0}',
+            ],
             "p.jsonl, line 3, field 'id': duplicate id 'a' (first on line 1)",
         ),
         (
-            ['{"id": "a", "confidence": 0.9, "label": 1, "decision": "demote"}',
-             '{"id": "b", "confidence": 0.8, "label": 1, "decision": "delete"}'],
+            [
+                '{"id": "a", "confidence": 0.9, "label": 1, "decision": "demote"}',
+                '{"id": "b", "confidence": 0.8, "label": 1, "decision": "delete"}',
+            ],
             "p.jsonl, line 2, field 'decision': expected one of keep, review, demote, got 'delete'",
         ),
         (
-            ['{"id": "a", "confidence": 0.9, "label": 1, "is_spam": true}',
-             '{"id": "b", "confidence": 0.1, "label": 0, "is_spam": "false"}'],
+            [
+                '{"id": "a", "confidence": 0.9, "label": 1, "is_spam": true}',
+                '{"id": "b", "confidence": 0.1, "label": 0, "is_spam": "false"}',
+            ],
             "p.jsonl, line 2, field 'is_spam': expected true or false, got 'false'",
         ),
         (
@@ -108,14 +117,18 @@ def test_non_utf8_predictions_name_the_line(tmp_path):
 
 def test_a_bom_and_null_labels_are_accepted(tmp_path):
     preds = tmp_path / "p.jsonl"
-    preds.write_bytes(b'\xef\xbb\xbf{"id": "a", "confidence": 0.9, "label": 1}\n\n{"id": "b", "confidence": 0.1, "label": null}\n')
+    preds.write_bytes(
+        b'\xef\xbb\xbf{"id": "a", "confidence": 0.9, "label": 1}\n\n{"id": "b", "confidence": 0.1, "label": null}\n'
+    )
     rows = read_predictions(preds)
     assert [r["id"] for r in rows] == ["a", "b"] and "label" not in rows[1]
 
 
 def test_a_folder_given_for_a_file_says_what_it_is(tmp_path):
     (tmp_path / "preds").mkdir()
-    line = one_line_error(spamguard("evaluate", "--predictions", str(tmp_path / "preds"), "--out", str(tmp_path / "r")))
+    line = one_line_error(
+        spamguard("evaluate", "--predictions", str(tmp_path / "preds"), "--out", str(tmp_path / "r"))
+    )
     assert "preds: is a folder; --predictions takes the .jsonl file" in line and "not found" not in line
     # and the other way round: --out an existing file, or a folder that is not a report
     preds = write_rows(tmp_path / "p.jsonl", GOOD)
@@ -131,7 +144,9 @@ def test_a_folder_given_for_a_file_says_what_it_is(tmp_path):
 
 def test_unreadable_predictions_are_one_line(tmp_path):
     if os.geteuid() == 0:
-        pytest.skip("running as root: file permissions do not stop root (tests/test_predict_failures.py covers it)")
+        pytest.skip(
+            "running as root: file permissions do not stop root (tests/test_predict_failures.py covers it)"
+        )
     preds = write_rows(tmp_path / "p.jsonl", GOOD)
     preds.chmod(0)
     line = one_line_error(spamguard("evaluate", "--predictions", str(preds), "--out", str(tmp_path / "r")))
@@ -150,8 +165,17 @@ def test_a_bad_dataset_leaves_the_previous_report_as_it_was(tmp_path):
     policy = tmp_path / "policy.json"
     policy.write_text('{"review": 0.3, "demote": 0.7}')
     line = one_line_error(
-        spamguard("evaluate", "--predictions", str(preds), "--out", str(report), "--dataset", str(bad),
-                  "--policy", str(policy))
+        spamguard(
+            "evaluate",
+            "--predictions",
+            str(preds),
+            "--out",
+            str(report),
+            "--dataset",
+            str(bad),
+            "--policy",
+            str(policy),
+        )
     )
     assert "bad.tsv, line 1" in line and "missing column" in line
     assert {p.name: p.read_bytes() for p in report.iterdir()} == before  # not one file rewritten
@@ -183,8 +207,18 @@ def test_a_killed_evaluate_leaves_the_old_report_and_the_next_run_cleans_up(tmp_
     before = (report / "gallery.html").read_bytes()
     policy = tmp_path / "policy.json"
     policy.write_text('{"review": 0.3, "demote": 0.7}')
-    cmd = [sys.executable, "-m", "hf_spamguard", "evaluate", "--predictions", str(preds), "--out", str(report),
-           "--policy", str(policy)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "hf_spamguard",
+        "evaluate",
+        "--predictions",
+        str(preds),
+        "--out",
+        str(report),
+        "--policy",
+        str(policy),
+    ]
     sigkill_when(cmd, lambda: any(tmp_path.glob(".report.*.tmp")), "evaluate")
     assert (report / "gallery.html").read_bytes() == before  # the kill cost nothing
     ok = spamguard(*cmd[3:])
@@ -236,7 +270,10 @@ def test_evaluate_shows_the_thresholds_predict_applied(tmp_path):
     sidecar_for(preds, {"review": 0.5, "demote": 0.85})
     proc = spamguard("evaluate", "--predictions", str(preds), "--out", str(tmp_path / "r"))
     assert proc.returncode == 0, proc.stderr
-    assert "thresholds: review 0.500, demote 0.850 (applied by spamguard predict: models/baseline)" in proc.stdout
+    assert (
+        "thresholds: review 0.500, demote 0.850 (applied by spamguard predict: models/baseline)"
+        in proc.stdout
+    )
     metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
     assert metrics["thresholds"] == {"review": 0.5, "demote": 0.85}
     # an explicit --policy still wins
@@ -249,7 +286,11 @@ def test_evaluate_shows_the_thresholds_predict_applied(tmp_path):
 def test_a_stale_sidecar_is_not_trusted(tmp_path):
     preds = write_rows(tmp_path / "p.jsonl", GOOD)
     sidecar_for(preds, {"review": 0.05, "demote": 0.07})  # another run's: disagrees with the decisions
-    preds.write_text(preds.read_text() + json.dumps({"id": "new", "confidence": 0.3, "label": 0, "decision": "keep"}) + "\n")
+    preds.write_text(
+        preds.read_text()
+        + json.dumps({"id": "new", "confidence": 0.3, "label": 0, "decision": "keep"})
+        + "\n"
+    )
     metrics = write_report(preds, tmp_path / "r")
     assert metrics["thresholds_source"] == "inferred from the decisions in the predictions file"
     assert metrics["thresholds"] == {"review": 0.6, "demote": 0.9}
@@ -286,7 +327,10 @@ def test_gallery_sections_follow_the_decision(tmp_path):
         + [(0.95, 1)] * 4
         + [(0.1, 0), (0.2, 0), (0.05, 0), (0.52, 0), (0.4, 0)]
     )
-    rows = [{"id": f"x{i}", "is_spam": c >= 0.5, "confidence": c, "reason": "r", "label": y} for i, (c, y) in enumerate(spec)]
+    rows = [
+        {"id": f"x{i}", "is_spam": c >= 0.5, "confidence": c, "reason": "r", "label": y}
+        for i, (c, y) in enumerate(spec)
+    ]
     preds = write_rows(tmp_path / "p.jsonl", rows)
     metrics = write_report(preds, tmp_path / "r", thresholds={"review": 0.53, "demote": 0.9}, per_outcome=24)
     page = (tmp_path / "r" / "gallery.html").read_text()
@@ -305,8 +349,12 @@ def test_gallery_sections_follow_the_decision(tmp_path):
     assert "Kept, spam — missed (2)" in page and "Correctly kept (5)" in page
     assert html_text(GALLERY_RULE) in page
     # every badge in a section is the section's decision
-    for key, decision in (("demoted_legitimate", "demote"), ("kept_spam", "keep"), ("review_spam", "review"),
-                          ("kept_legitimate", "keep")):
+    for key, decision in (
+        ("demoted_legitimate", "demote"),
+        ("kept_spam", "keep"),
+        ("review_spam", "review"),
+        ("kept_legitimate", "keep"),
+    ):
         section = page.split(f'<h2 id="{key}">')[1].split("<h2")[0]
         badges = re.findall(r'class="badge (\w+)"', section)
         assert badges and set(badges) == {decision}, (key, badges)
@@ -339,8 +387,16 @@ def test_evaluate_prints_a_short_table_not_json(tmp_path):
     preds = write_rows(tmp_path / "p.jsonl", GOOD)
     policy = tmp_path / "policy.json"
     policy.write_text('{"review": 0.8, "demote": 0.8}')  # the review band is empty
-    proc = spamguard("evaluate", "--predictions", str(preds), "--out", str(tmp_path / "r"), "--policy", str(policy),
-                     COLUMNS="40")
+    proc = spamguard(
+        "evaluate",
+        "--predictions",
+        str(preds),
+        "--out",
+        str(tmp_path / "r"),
+        "--policy",
+        str(policy),
+        COLUMNS="40",
+    )
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert not out.lstrip().startswith("{") and "roc_auc" not in out
@@ -361,10 +417,22 @@ def test_ids_from_another_split_are_found_and_missing_ones_warned(tmp_path, demo
         {"id": pid, "confidence": 0.9 if y else 0.1, "label": int(y), "reason": ""}
         for pid, y in zip(validation["product_id"][:6], validation["label"][:6], strict=True)
     ]
-    rows += [{"id": "nowhere-1", "confidence": 0.5, "label": 1}, {"id": "nowhere-2", "confidence": 0.4, "label": 0}]
+    rows += [
+        {"id": "nowhere-1", "confidence": 0.5, "label": 1},
+        {"id": "nowhere-2", "confidence": 0.4, "label": 0},
+    ]
     preds = write_rows(tmp_path / "p.jsonl", rows)
-    proc = spamguard("evaluate", "--predictions", str(preds), "--out", str(tmp_path / "r"), "--dataset", str(demo_dir),
-                     "--split", "test")
+    proc = spamguard(
+        "evaluate",
+        "--predictions",
+        str(preds),
+        "--out",
+        str(tmp_path / "r"),
+        "--dataset",
+        str(demo_dir),
+        "--split",
+        "test",
+    )
     assert proc.returncode == 0, proc.stderr
     warnings = [ln for ln in proc.stdout.splitlines() if ln.startswith("warning: ")]
     assert warnings == [

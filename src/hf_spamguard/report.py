@@ -491,10 +491,10 @@ def write_report(
     metrics = evaluate_policy(y, conf, th)
     if th.review == th.demote:
         notes.append(
-            f"the review band is empty (review = demote = {th.demote:.4f}): nothing goes to human review"
+            f"the review band is empty (review = demote = {th.demote:.3f}): nothing goes to human review"
         )
     elif metrics["actions"]["review"]["count"] == 0:
-        notes.append(f"no listing fell in the review band [{th.review:.4f}, {th.demote:.4f})")
+        notes.append(f"no listing fell in the review band [{th.review:.3f}, {th.demote:.3f})")
     metrics["thresholds_source"] = source
     metrics["model"] = sidecar.get("model") if sidecar else None
     metrics["notes"] = notes

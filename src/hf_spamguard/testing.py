@@ -74,12 +74,9 @@ def _corpus() -> list[str]:
         format_answer,
     )
 
-    try:
-        from hf_spamguard.data.synthetic import generate_demo_listings
+    from hf_spamguard.data.synthetic import generate_demo_listings
 
-        listings = [str(row.get("description", "")) for row in generate_demo_listings(n=300, seed=0)]
-    except ImportError:  # the demo generator is optional; the built-in corpus is enough to train a BPE
-        listings = []
+    listings = [str(row.get("description", "")) for row in generate_demo_listings(n=300, seed=0)]
     listings += list(_BUILTIN_LISTINGS)
     lines = [SYSTEM_PROMPT, NOTE_NO_IMAGE, NOTE_CORRUPT_IMAGE, NOTE_TRUNCATED, "Listing description:"]
     lines += listings
