@@ -41,9 +41,7 @@ def online_env(tmp_path: Path) -> dict[str, str]:
 
 def _run(args: list[str], env: dict[str, str], cwd: Path) -> tuple[subprocess.CompletedProcess, float]:
     start = time.monotonic()
-    proc = subprocess.run(
-        [SPAMGUARD, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
-    )
+    proc = subprocess.run([SPAMGUARD, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
     return proc, time.monotonic() - start
 
 
@@ -64,7 +62,9 @@ def baseline_model(demo_dataset_dir: Path, tmp_path_factory: pytest.TempPathFact
     from hf_spamguard.baseline import BaselineClassifier, BaselineTrainingArguments
 
     train = datasets.load_dataset(str(demo_dataset_dir), split="train")
-    clf = BaselineClassifier().fit(train["description"], train["label"], BaselineTrainingArguments(Cs=(1.0,), cv=2))
+    clf = BaselineClassifier().fit(
+        train["description"], train["label"], BaselineTrainingArguments(Cs=(1.0,), cv=2)
+    )
     out = tmp_path_factory.mktemp("baseline")
     clf.save_pretrained(out)
     return out
@@ -96,7 +96,9 @@ def test_an_unreachable_hub_dataset_is_one_line(
     assert online_env["HF_ENDPOINT"] in line and "set HF_HUB_OFFLINE=1 to work offline" in line, line
     assert not (tmp_path / "p.jsonl").exists()
 
-    proc, seconds = _run(["baseline", "train", "--dataset", "org/listings", "--out", "m"], online_env, tmp_path)
+    proc, seconds = _run(
+        ["baseline", "train", "--dataset", "org/listings", "--out", "m"], online_env, tmp_path
+    )
     assert "cannot reach the Hub for 'org/listings'" in _one_line_error(proc, seconds)
 
 
@@ -121,7 +123,9 @@ def test_publish_to_an_unreachable_hub_is_one_line(
 def test_dataset_push_to_an_unreachable_hub_is_one_line(
     online_env: dict[str, str], tmp_path: Path, demo_dataset_dir: Path
 ) -> None:
-    proc, seconds = _run(["dataset", "push", str(demo_dataset_dir), "--repo-id", "org/x"], online_env, tmp_path)
+    proc, seconds = _run(
+        ["dataset", "push", str(demo_dataset_dir), "--repo-id", "org/x"], online_env, tmp_path
+    )
     line = _one_line_error(proc, seconds)
     assert "cannot reach the Hub" in line and online_env["HF_ENDPOINT"] in line, line
     assert "upload of the dataset to org/x failed" in line, line

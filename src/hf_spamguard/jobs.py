@@ -38,6 +38,7 @@ from hf_spamguard.atomic import atomic_path, atomic_write_json, stale_temp_files
 from hf_spamguard.files import LOCK_SUFFIX, MANIFEST_FILE, read_json
 
 __all__ = [
+    "die_with_parent",
     "JobIdentityError",
     "JobLockedError",
     "Parts",
@@ -371,3 +372,34 @@ def process_rank(process_index: int | None = None, num_processes: int | None = N
     if not 0 <= process_index < num_processes:
         raise ValueError(f"process index {process_index} outside 0..{num_processes - 1}")
     return process_index, num_processes
+
+
+def die_with_parent(parent_pid: int, *, poll_seconds: float = 0.5) -> None:
+    """Make this (worker) process exit as soon as ``parent_pid`` dies, even by SIGKILL.
+
+    A pool worker whose job was killed would otherwise be re-parented to init and keep its memory (a
+    loaded model) until it finishes its task. On Linux the kernel delivers SIGKILL on the parent's
+    death (``PR_SET_PDEATHSIG``); elsewhere, and as a backstop, a daemon thread watches the parent pid.
+    """
+    import signal
+    import sys
+    import threading
+    import time
+
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):  # no libc prctl: the watchdog below still applies
+            pass
+    if os.getppid() != parent_pid:  # the parent died before the signal was armed
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(poll_seconds)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="spamguard-parent-watch", daemon=True).start()

@@ -40,6 +40,8 @@ from hf_spamguard.files import (
 
 KINDS = ("model", "dataset", "metric", "baseline")
 REPO_TYPE = {"model": "model", "dataset": "dataset", "metric": "space", "baseline": "model"}
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 METRIC_NAME = "listing_spam_policy"
 
 # Never uploaded from a model folder: training state (pickles: training_args.bin, optimizer.pt,
@@ -125,23 +127,31 @@ def _check_not_nested(source: Path, out_dir: str | Path) -> None:
         raise ValueError(f"the output folder {out_dir} must not contain or be inside the source {source}")
 
 
+def _follow_umask(folder: Path) -> None:
+    """Give everything under ``folder`` the permissions a plain ``mkdir`` / ``open`` would: copies keep
+    their source's mode (a 0600 ``policy.json`` stays 0600) and temporary folders are 0700, but what is
+    published should read like every other file the user writes (0644 / 0755 under umask 022)."""
+    dir_mode, file_mode = 0o777 & ~_UMASK, 0o666 & ~_UMASK
+    for path in [folder, *folder.rglob("*")]:
+        if path.is_symlink():
+            continue
+        if path.is_dir():
+            os.chmod(path, dir_mode)
+        else:
+            executable = path.stat().st_mode & 0o111
+            os.chmod(path, file_mode | (executable & dir_mode))
+
+
 def _build_into(out_dir: str | Path, build: Callable[[Path], None]) -> Path:
-    """Run ``build(tmp)`` in a sibling temporary folder, then swap it into ``out_dir``: an interrupted
-    assembly never leaves a half-written folder that looks complete."""
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    """Run ``build(tmp)`` in a sibling temporary folder, then swap it into ``out_dir`` as a whole
+    (:func:`hf_spamguard.data.hub_layout.atomic_folder`): an interrupted assembly never leaves a
+    half-written folder that looks complete. Permissions follow the umask (:func:`_follow_umask`)."""
+    from hf_spamguard.data.hub_layout import atomic_folder
+
+    with atomic_folder(out_dir) as tmp:
         build(tmp)
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old.{os.getpid()}")
-            os.replace(out_dir, old)
-            shutil.rmtree(old, ignore_errors=True)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out_dir
+        _follow_umask(tmp)
+    return Path(out_dir)
 
 
 def _set_repo_ref(folder: Path, repo_id: str | None) -> None:
@@ -291,7 +301,7 @@ def assemble_dataset_folder(
                 raise ValueError(f"{source}: no Parquet files (expected data/<split>-*.parquet)")
             _copy_tree(source, tmp, skipped)
         else:
-            save_dataset(load_listings(source), tmp)
+            save_dataset(load_listings(source), tmp, lock=False)  # tmp is this run's own folder
         render_dataset_card(tmp, repo_id=repo_id)
 
     return _build_into(out_dir, build)
@@ -431,12 +441,18 @@ def publish(
 
     With ``dry_run=OUT`` the folder is written to ``OUT/<kind>`` (``OUT/<Space name>`` for the metric,
     default ``listing_spam_policy``) and nothing is uploaded; ``repo_id`` is then optional (used in the card's snippets)."""
-    from hf_spamguard.hub_io import upload_folder_to_hub
+    from hf_spamguard.hub_io import HubUnreachableError, check_hub, upload_folder_to_hub
 
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     if dry_run is None and not repo_id:
         raise ValueError("--repo-id is required unless --dry-run is given")
+    if dry_run is None:
+        # Before assembling (merging an adapter takes minutes): one short request, no retries.
+        try:
+            check_hub(repo_id, repo_type=REPO_TYPE[kind], token=token)
+        except HubUnreachableError as exc:
+            raise HubUnreachableError(f"{exc}; nothing was uploaded") from exc
     skipped: list[str] = []
     notes: list[str] = []
     if dry_run is not None:

@@ -490,9 +490,11 @@ def write_report(
         )
     metrics = evaluate_policy(y, conf, th)
     if th.review == th.demote:
-        notes.append(
-            f"the review band is empty (review = demote = {th.demote:.3f}): nothing goes to human review"
-        )
+        # said once: the selection's own note (which says why) may already have said it
+        if not any("the review band is empty" in n for n in notes):
+            notes.append(
+                f"the review band is empty (review = demote = {th.demote:.3f}): nothing goes to human review"
+            )
     elif metrics["actions"]["review"]["count"] == 0:
         notes.append(f"no listing fell in the review band [{th.review:.3f}, {th.demote:.3f})")
     metrics["thresholds_source"] = source

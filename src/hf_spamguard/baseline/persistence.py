@@ -42,6 +42,41 @@ TRUSTED_TYPES: tuple[str, ...] = (
 )
 
 
+# scikit-learn bundles array-api-compat, whose ``sklearn.externals.array_api_compat.torch`` imports torch.
+# ``import skops.io`` builds its trusted-types list with ``sklearn.utils.all_estimators()``, which walks
+# every sklearn package with ``pkgutil.walk_packages`` and so imports that shim (and torch, 2-4 s and
+# hundreds of MB) although it lists nothing from ``externals``. The shim is refused while skops.io is
+# imported; walk_packages skips a package that fails to import, and the list comes out the same.
+_TORCH_SHIM = "sklearn.externals.array_api_compat.torch"
+
+
+class _RefuseTorchShim:
+    """A ``sys.meta_path`` finder that makes importing :data:`_TORCH_SHIM` fail (nothing else)."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if name == _TORCH_SHIM:
+            raise ModuleNotFoundError(f"{name} is not imported by the baseline (it would import torch)")
+        return None
+
+
+def _skops_io() -> Any:
+    """``skops.io``, imported without torch (see :data:`_TORCH_SHIM`). Where torch is imported already
+    (a process that also runs the VLM), nothing is refused: the shim then costs nothing."""
+    import sys
+
+    if "skops.io" in sys.modules or "torch" in sys.modules:
+        import skops.io
+
+        return skops.io
+    finder = _RefuseTorchShim()
+    sys.meta_path.insert(0, finder)
+    try:
+        import skops.io
+    finally:
+        sys.meta_path.remove(finder)
+    return skops.io
+
+
 class UntrustedModelError(ValueError):
     """A ``model.skops`` file contains a type outside :data:`TRUSTED_TYPES` (or is not a skops file)."""
 
@@ -67,7 +102,7 @@ def save_folder(
     ``state`` must hold only :data:`TRUSTED_TYPES` (or :func:`load_folder` refuses it later); NumPy
     scalars in ``config`` are written as floats.
     """
-    import skops.io as sio
+    sio = _skops_io()
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -89,7 +124,7 @@ def load_folder(
     it is not valid JSON), and :class:`UntrustedModelError` when the skops file holds any type outside
     :data:`TRUSTED_TYPES` — checked before anything in it is instantiated.
     """
-    import skops.io as sio
+    sio = _skops_io()
 
     from hf_spamguard.hub_io import local_folder
 

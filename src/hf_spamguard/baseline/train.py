@@ -60,27 +60,32 @@ def train_baseline(
     )
     model.policy = selection.thresholds
     model.training_["validation"] = flatten_report(evaluate_policy(val_y, val_p, selection.thresholds))
-    model.save_pretrained(out)
-    selection.save(out)  # policy.json with the selection record (targets, achieved, notes)
     # cards only renders the facts passed here; imported when a folder is written, not when the
     # baseline is (the same as distill)
     from hf_spamguard.cards import BaselineCardFacts, render_baseline_card
+    from hf_spamguard.jobs import job_lock
 
-    render_baseline_card(
-        out,
-        BaselineCardFacts(
-            dataset=str(dataset) if isinstance(dataset, str | os.PathLike) else None,
-            thresholds=selection.thresholds.to_dict(),
-            threshold_notes=" ".join(selection.notes) or None,
-            eval_results=model.training_["validation"],
-            eval_split="validation",
-            eval_size=len(val_texts),
-            training_config={**asdict(args), "featurizer": asdict(model.featurizer.config)},
-            eval_note="Measured on the validation split, where the thresholds were also selected: "
-            "evaluate on a held-out test split (`spamguard predict` + `spamguard evaluate`) for unbiased numbers.",
-            trusted_types=TRUSTED_TYPES,
-        ),
-    )
+    # One writer at a time: a second run into the same folder stops with the holder's pid instead of
+    # mixing its files with this one's.
+    with job_lock(out):
+        model.save_pretrained(out)
+        selection.save(out)  # policy.json with the selection record (targets, achieved, notes)
+        render_baseline_card(
+            out,
+            BaselineCardFacts(
+                dataset=str(dataset) if isinstance(dataset, str | os.PathLike) else None,
+                thresholds=selection.thresholds.to_dict(),
+                threshold_notes=" ".join(selection.notes) or None,
+                eval_results=model.training_["validation"],
+                eval_split="validation",
+                eval_size=len(val_texts),
+                training_config={**asdict(args), "featurizer": asdict(model.featurizer.config)},
+                eval_note="Measured on the validation split, where the thresholds were also selected: "
+                "evaluate on a held-out test split (`spamguard predict` + `spamguard evaluate`) for "
+                "unbiased numbers.",
+                trusted_types=TRUSTED_TYPES,
+            ),
+        )
     return {
         "out": str(out),
         "n_train": len(train_texts),

@@ -21,6 +21,9 @@ FEATURE_MEANINGS = {
     "label_confidence": "vote agreement: abs(yes − no) / (yes + no)",
 }
 
+#: The card's ``license`` until the data's owner sets one (``--license`` of ``dataset build`` / ``push``).
+UNSET_LICENSE = "other"
+
 _SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"))
 
 
@@ -70,6 +73,15 @@ def _split_stats(name: str, ds: Any) -> dict[str, Any]:
     return stats
 
 
+def _modality(with_images: int, total: int, has_image_column: bool) -> str:
+    """What the rows hold, as the summary says it: a dataset without any photo is text-only."""
+    if not has_image_column or not with_images:
+        return "text only: no listing has a photo"
+    if with_images < total:
+        return f"text, and a photo for {with_images / total:.0%} of them"
+    return "text + photo"
+
+
 def _build_report_facts(report: Mapping[str, Any] | None) -> dict[str, Any] | None:
     # The facts of a data.BuildReport dict (build_report.json) that the card shows; ids stay in the file.
     if not report:
@@ -107,7 +119,7 @@ def render_dataset_card(
     provenance: str | None = None,
     metadata: Mapping[str, Any] | None = None,
     build_report: Mapping[str, Any] | None = None,
-    license: str = "apache-2.0",
+    license: str | None = None,
     language: str | list[str] = "en",
     package_version: str | None = None,
 ) -> Path:
@@ -118,8 +130,10 @@ def render_dataset_card(
     ``data.save_dataset`` passes it; YAML already in the folder's card is kept otherwise, so
     ``load_dataset(folder)`` keeps finding the same splits when the card is rendered again.
     ``build_report``: the ``data.BuildReport`` as a dict (label/vote disagreements per input file, image
-    availability); read from the folder's ``build_report.json`` when None. ``package_version``: default
-    the installed hf-spamguard's.
+    availability); read from the folder's ``build_report.json`` when None. ``license``: a Hub license id
+    for the data; default the folder's card's, else :data:`UNSET_LICENSE` (``other``), which the card
+    explains how to set: only the data's owner can choose it. ``package_version``: default the installed
+    hf-spamguard's.
     """
     from huggingface_hub import DatasetCard, DatasetCardData
 
@@ -146,14 +160,16 @@ def render_dataset_card(
         for name, feat in first.features.items()
     ]
     size_category = next((label for limit, label in _SIZE_CATEGORIES if total < limit), "n>1M")
+    with_images = sum(n_images)
     meta = dict(existing)
     meta.update(metadata or {})
+    license = license or meta.get("license") or UNSET_LICENSE
     meta.update(
         license=license,
         language=language if isinstance(language, list) else [language],
         pretty_name=pretty_name,
         size_categories=[size_category],
-        task_categories=["text-classification", "image-classification"],
+        task_categories=["text-classification"] + (["image-classification"] if with_images else []),
         tags=sorted(
             {*meta.get("tags", []), "hf-spamguard", "spam-detection", "content-moderation", "marketplace"}
         ),
@@ -165,7 +181,8 @@ def render_dataset_card(
         pretty_name=pretty_name,
         summary=summary
         or (
-            f"{total} marketplace listings (text + photo) labelled by moderators as keyword spam or not. "
+            f"{total} marketplace listings ({_modality(with_images, total, bool(n_images))}) labelled by "
+            "moderators as keyword spam or not. "
             'Keyword spam is a description stuffed with unrelated brands, hashtags or "tags:" blocks so '
             "that the item ranks in searches it does not belong in."
         ),
@@ -178,7 +195,10 @@ def render_dataset_card(
         build_report=report,
         build_report_file=BUILD_REPORT_FILE,
         image_status_file=IMAGE_STATUS_FILE if (folder / IMAGE_STATUS_FILE).is_file() else None,
-        image_share=f"{sum(n_images) / total:.0%}" if n_images and total else None,
+        image_share=f"{with_images / total:.0%}" if n_images and total else None,
+        text_only=bool(n_images) and not with_images,
+        license=license,
+        license_unset=license == UNSET_LICENSE,
         provenance=provenance
         or "Listings and votes from the moderation team's TSV export; photos from a local folder and/or "
         "fetched from `image_url` with hf-spamguard's safe fetcher (failures recorded, not crashed on).",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import math
+import re
 import tempfile
 import warnings
 from pathlib import Path
@@ -10,14 +10,25 @@ from typing import Annotated
 
 import typer
 
-from hf_spamguard.cli._common import UserError, upload_errors, user_errors
+from hf_spamguard.cli._common import UserError, number_in, os_errors, upload_errors, user_errors
+
+# A Hub license id (``cc-by-4.0``, ``apache-2.0``, ``other``...): lower case, digits, ``.``, ``-``, ``+``.
+_LICENSE_ID = re.compile(r"[a-z0-9][a-z0-9.+-]*")
+LICENSE_HELP = (
+    "License of the data, as a Hub license id (cc-by-4.0, cc-by-nc-4.0, apache-2.0, ...), written to the "
+    "dataset card. Default: the folder's card's, else 'other' (the card then says how to set it)."
+)
+
+
+def _license_id(value: str | None) -> str | None:
+    if value is not None and not _LICENSE_ID.fullmatch(value):
+        raise typer.BadParameter(f"{value!r} is not a Hub license id (like cc-by-4.0 or apache-2.0)")
+    return value
 
 
 def _positive_seconds(value: float) -> float:
     """``--timeout`` must be a positive, finite number of seconds (NaN gets past click's ranges)."""
-    if not (math.isfinite(value) and value > 0):
-        raise typer.BadParameter(f"expected a positive number of seconds, got {value}")
-    return value
+    return number_in("--timeout", min=0, min_open=True)(value)
 
 
 @user_errors
@@ -40,10 +51,22 @@ def build(
         bool, typer.Option("--demo", help="Build the bundled synthetic demo listings instead of --train.")
     ] = False,
     validation_size: Annotated[
-        float, typer.Option(help="Fraction of train carved as validation when no --validation is given.")
+        float,
+        typer.Option(
+            help="Fraction of train carved as validation when no --validation is given, in [0, 1) "
+            "(0: no validation split).",
+            callback=number_in("--validation-size", min=0, max=1, max_open=True),
+        ),
     ] = 0.1,
-    seed: Annotated[int, typer.Option(help="Seed of the stratified validation split.")] = 42,
-    max_workers: Annotated[int, typer.Option(help="Parallel image downloads.")] = 16,
+    seed: Annotated[
+        int,
+        typer.Option(
+            help="Seed of the stratified validation split (≥ 0).", callback=number_in("--seed", min=0)
+        ),
+    ] = 42,
+    max_workers: Annotated[
+        int, typer.Option(help="Parallel image downloads (≥ 1).", callback=number_in("--max-workers", min=1))
+    ] = 16,
     timeout: Annotated[
         float,
         typer.Option(
@@ -71,20 +94,29 @@ def build(
             "downloads (images already fetched stay cached).",
         ),
     ] = False,
+    license: Annotated[str | None, typer.Option("--license", help=LICENSE_HELP, callback=_license_id)] = None,
 ) -> None:
     """Validate listing TSV(s), attach images and write Parquet + dataset card to --out.
 
     Image failures never stop the build: those listings get no image and a row in image_status.csv.
-    Labels that disagree with the rater-vote majority are kept and reported.
+    Labels that disagree with the rater-vote majority are kept and reported. The new folder replaces
+    --out only when it is complete: a failed build leaves the previous dataset there as it was. A
+    second build into the same --out while one runs stops at once, naming the running one's pid.
     """
     from hf_spamguard.data import LabelDisagreementWarning, build_dataset, save_dataset
     from hf_spamguard.data.synthetic import write_demo
+    from hf_spamguard.jobs import job_lock
 
     if demo and train is not None:
         raise UserError("use either --demo or --train, not both")
     if not demo and train is None:
         raise UserError("missing --train TSV (or pass --demo to build the bundled demo listings)")
-    with tempfile.TemporaryDirectory(prefix="spamguard-demo-") as tmp:
+    # The lock first: a second build into the same --out stops before doing any work.
+    with (
+        job_lock(out),
+        os_errors(f"cannot build the dataset {out}", " (the previous dataset there is unchanged)"),
+        tempfile.TemporaryDirectory(prefix="spamguard-demo-") as tmp,
+    ):
         if demo:
             source = write_demo(tmp)
             train, validation, test = source / "train.tsv", source / "validation.tsv", source / "test.tsv"
@@ -106,7 +138,7 @@ def build(
                 allow_private_networks=allow_private_networks,
                 force=force,
             )
-        save_dataset(dd, out)
+        save_dataset(dd, out, license=license, lock=False)  # the lock is held above
     report = dd.build_report
     typer.echo(", ".join(f"{split}: {len(ds)} rows" for split, ds in dd.items()))
     typer.echo(report.summary())
@@ -122,12 +154,21 @@ def push(
         str | None,
         typer.Option(help="Hub token (default: HF_TOKEN or the cached login).", show_default=False),
     ] = None,
+    license: Annotated[
+        str | None,
+        typer.Option(
+            "--license",
+            help="Set the card's license (a Hub license id such as cc-by-4.0) before uploading; the "
+            "folder's card is rendered again with it. Default: keep the card's.",
+            callback=_license_id,
+        ),
+    ] = None,
 ) -> None:
     """Upload a built dataset folder to the Hugging Face Hub (create_repo + upload_folder)."""
     from hf_spamguard.data import push_dataset
 
     with upload_errors("dataset", repo_id):
-        url = push_dataset(folder, repo_id, private=private, token=token)
+        url = push_dataset(folder, repo_id, private=private, token=token, license=license)
     typer.echo(f"pushed {folder} to https://huggingface.co/datasets/{repo_id} ({url})")
 
 

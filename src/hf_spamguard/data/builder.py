@@ -13,11 +13,12 @@ import csv
 import hashlib
 import io
 import json
+import math
 import os
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -83,8 +84,10 @@ class BuildReport:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BuildReport:
+        # unique_label_reports: a cache written before the fix may hold a carved split's copy of train's
         return cls(
-            label_reports=list(data.get("label_reports", [])), image_status=list(data.get("image_status", []))
+            label_reports=unique_label_reports(data.get("label_reports", [])),
+            image_status=list(data.get("image_status", [])),
         )
 
     def image_status_csv(self) -> str:
@@ -95,6 +98,15 @@ class BuildReport:
         writer.writeheader()
         writer.writerows(self.image_status)
         return buf.getvalue()
+
+
+def unique_label_reports(reports: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One label report per input file, in order: a validation split carved from train shares train's
+    file (and so its report), which must be listed once, not once per split."""
+    seen: dict[str, dict[str, Any]] = {}
+    for r in reports:
+        seen.setdefault(str(r.get("file", "")), r)
+    return list(seen.values())
 
 
 @dataclass
@@ -114,15 +126,24 @@ class ListingsConfig(datasets.BuilderConfig):
     )
     validation_size: float = field(
         default=0.1,
-        metadata={"help": "Fraction of train carved (stratified by label) when no validation TSV."},
+        metadata={
+            "help": "Fraction of train carved (stratified by label) when no validation TSV; 0: none.",
+            "min": 0,
+            "max": 1,
+            "max_open": True,
+        },
     )
     seed: int = field(default=42, metadata={"help": "Seed of the stratified validation split."})
-    max_workers: int = field(default=16, metadata={"help": "Threads for image fetching and verification."})
+    max_workers: int = field(
+        default=16, metadata={"help": "Threads for image fetching and verification.", "min": 1}
+    )
     image_cache_dir: str | None = field(
         default=None, metadata={"help": "Content-addressed cache of fetched images."}
     )
-    image_timeout: float = field(default=10.0, metadata={"help": "Per-request timeout in seconds."})
-    image_retries: int = field(default=3, metadata={"help": "Retries on 5xx answers and timeouts."})
+    image_timeout: float = field(
+        default=10.0, metadata={"help": "Per-request timeout in seconds.", "min": 0, "min_open": True}
+    )
+    image_retries: int = field(default=3, metadata={"help": "Retries on 5xx answers and timeouts.", "min": 0})
     allow_private_networks: bool = field(
         default=False,
         metadata={"help": "Also fetch from loopback/private/link-local addresses (intranet image hosts)."},
@@ -277,11 +298,9 @@ class ListingsBuilder(datasets.GeneratorBasedBuilder):
         frames = self._read_splits()
         images = self._resolve_images(frames)
         report = BuildReport(
-            label_reports=[
-                df.attrs["label_report"].to_dict()
-                for split, df in frames.items()
-                if "label_report" in df.attrs
-            ],
+            label_reports=unique_label_reports(
+                df.attrs["label_report"].to_dict() for df in frames.values() if "label_report" in df.attrs
+            ),
             image_status=[{k: s[k] for k in IMAGE_STATUS_FIELDS} for s in images.values()],
         )
         # Stored in the builder's (temporary, then final) cache folder so that a cached rebuild, which
@@ -350,6 +369,24 @@ def _fingerprint(paths: list[str | None], image_dir: str | None) -> str:
     return digest.hexdigest()[:16]
 
 
+def _check_options(**values: float) -> None:
+    """Refuse option values outside their :class:`ListingsConfig` range (NaN and infinities included)."""
+    meta = {f.name: f.metadata for f in fields(ListingsConfig)}
+    meta["seed"] = {"min": 0}
+    for name, value in values.items():
+        m = meta.get(name, {})
+        lo, hi = m.get("min"), m.get("max")
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        ok = ok and (lo is None or value > lo or (value == lo and not m.get("min_open")))
+        ok = ok and (hi is None or value < hi or (value == hi and not m.get("max_open")))
+        if not ok:
+            span = (
+                f"{'(' if m.get('min_open') else '['}{'-inf' if lo is None else lo}, "
+                f"{'inf' if hi is None else hi}{')' if m.get('max_open') else ']'}"
+            )
+            raise ValueError(f"{name} must be in {span}, got {value!r}")
+
+
 def build_dataset(
     train: str | Path,
     validation: str | Path | None = None,
@@ -380,8 +417,17 @@ def build_dataset(
 
     The returned DatasetDict has a ``build_report`` attribute (:class:`BuildReport`: label/vote
     disagreements, one image status row per listing), which :func:`save_dataset` writes next to the
-    data. Raises :class:`DataValidationError` for invalid input.
+    data. Raises :class:`DataValidationError` for invalid input and ``ValueError`` for an option out of
+    range (``validation_size`` in [0, 1), ``max_workers`` ≥ 1, ``image_timeout`` > 0, ``image_retries``
+    ≥ 0, ``seed`` ≥ 0), before reading anything.
     """
+    _check_options(
+        validation_size=validation_size,
+        max_workers=max_workers,
+        image_timeout=image_timeout,
+        image_retries=image_retries,
+        seed=seed,
+    )
     for name, p in (("train", train), ("validation", validation), ("test", test)):
         if p is not None and not Path(p).is_file():
             raise FileNotFoundError(f"{p}: {name} TSV not found")

@@ -86,7 +86,8 @@ def remove_partial_folders(path: str | os.PathLike[str]) -> int:
     # Exactly the names atomic_folder makes (mkdtemp's 8 random characters, a pid): never those of a
     # sibling folder whose name starts the same (``ds`` and ``ds.v2``).
     mine = re.compile(
-        re.escape(f".{path.name}.") + rf"(?:[A-Za-z0-9_]{{8}}{re.escape(_PARTIAL)}|[0-9]+{re.escape(_REPLACED)})"
+        re.escape(f".{path.name}.")
+        + rf"(?:[A-Za-z0-9_]{{8}}{re.escape(_PARTIAL)}|[0-9]+{re.escape(_REPLACED)})"
     )
     stale = [p for p in path.parent.iterdir() if mine.fullmatch(p.name) and p.is_dir() and not p.is_symlink()]
     for p in stale:
@@ -95,7 +96,9 @@ def remove_partial_folders(path: str | os.PathLike[str]) -> int:
 
 
 @contextmanager
-def atomic_folder(path: str | os.PathLike[str], *, keep: Callable[[str], bool] | None = None) -> Iterator[Path]:
+def atomic_folder(
+    path: str | os.PathLike[str], *, keep: Callable[[str], bool] | None = None
+) -> Iterator[Path]:
     """Yield an empty folder beside ``path`` to fill; on a clean exit it replaces ``path`` as a whole.
 
     The folder is ``.<name>.<random>.partial`` in ``path``'s parent (so the swap is a rename on one

@@ -42,6 +42,7 @@ from hf_spamguard.jobs import (
     PART_METADATA_KEY,
     Parts,
     check_identity,
+    die_with_parent,
     folder_fingerprint,
     job_lock,
     read_manifest,
@@ -87,8 +88,9 @@ class ScoreResult:
 _WORKER_STUDENT: Student | None = None
 
 
-def _init_worker(model_dir: str | None) -> None:
+def _init_worker(model_dir: str | None, parent_pid: int) -> None:
     global _WORKER_STUDENT
+    die_with_parent(parent_pid)  # a killed `score` must not leave its workers running
     if _WORKER_STUDENT is None and model_dir is not None:
         _WORKER_STUDENT = load_student(model_dir)
     # One BLAS thread per worker: the workers already use every core.
@@ -186,9 +188,19 @@ def score_reviews(
     """
     from tqdm.auto import tqdm
 
+    # Options are checked before anything is written: a bad one must not leave a manifest behind that
+    # then blocks the corrected run.
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or (n_jobs < 1 and n_jobs != -1):
+        raise ValueError(f"n_jobs must be an integer >= 1, or -1 for all cores, got {n_jobs!r}")
+    if examples_per_label < 0:
+        raise ValueError(f"examples_per_label must be >= 0, got {examples_per_label!r}")
+    out = Path(out)
+    if out.is_dir():
+        raise ValueError(f"{out}: is a folder; the output must be a Parquet file path")
     t0 = time.perf_counter()
     model_dir = local_folder(model_dir)  # a Hub id is downloaded once into the HF cache
-    out = Path(out)
     if student is None:
         student = load_student(model_dir)
     identity = {
@@ -207,7 +219,7 @@ def score_reviews(
             total = count_reviews(source, meta=meta) if str(source).endswith(".parquet") else None
         except (OSError, ValueError):
             total = None
-        n_workers = (os.cpu_count() or 1) if n_jobs in (-1, 0) else max(1, n_jobs)
+        n_workers = (os.cpu_count() or 1) if n_jobs == -1 else n_jobs
         rows_now = 0
         with tqdm(
             total=total,
@@ -299,7 +311,7 @@ def _score_chunks(
     inflight: deque[tuple[int, pd.DataFrame, Future]] = deque()
     try:
         with ProcessPoolExecutor(
-            n_workers, mp_context=ctx, initializer=_init_worker, initargs=(init_arg,)
+            n_workers, mp_context=ctx, initializer=_init_worker, initargs=(init_arg, os.getpid())
         ) as pool:
             for k, chunk in chunks:
                 inflight.append((k, chunk, pool.submit(_score_in_worker, chunk)))
