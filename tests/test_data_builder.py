@@ -214,3 +214,179 @@ def test_fixture_dataset_dir_loads(demo_dataset_dir: Path) -> None:
     dd = load_listings(demo_dataset_dir)
     assert {s: len(dd[s]) for s in dd} == {"train": 210, "validation": 45, "test": 45}
     assert dd["train"].features == LISTING_FEATURES
+
+
+# ===================================================================================== rebuilding a folder
+def _tiny(tmp_path: Path, n: int = 20, name: str = "train.tsv") -> Path:
+    tsv = tmp_path / name
+    rows = "".join(f"{i}\tq{i}\t\tjeans {i}\t{i % 2 * 3}\t{(1 - i % 2) * 3}\t{i % 2}\n" for i in range(n))
+    tsv.write_text(HEADER + rows, encoding="utf-8")
+    return tsv
+
+
+def _rows(folder: Path) -> dict[str, list[str]]:
+    dd = datasets.load_dataset(str(folder), cache_dir=str(folder.parent / "load-cache"))
+    return {split: list(dd[split]["product_id"]) for split in dd}
+
+
+def test_a_rebuild_with_fewer_splits_leaves_no_stale_split(demo_dataset_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    save_dataset(datasets.load_dataset(str(demo_dataset_dir)), out)
+    assert len(list((out / "data").glob("*.parquet"))) == 3
+    only_train = build_dataset(_tiny(tmp_path), validation_size=0, cache_dir=tmp_path / "c", progress=False)
+    save_dataset(only_train, out)
+    assert sorted(p.name for p in (out / "data").iterdir()) == ["train-00000-of-00001.parquet"]
+    assert _rows(out) == {"train": [f"q{i}" for i in range(20)]}
+
+
+def test_a_failed_rebuild_leaves_the_previous_dataset_intact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from hf_spamguard.data import hub_layout
+
+    out = tmp_path / "out"
+    first = build_dataset(_tiny(tmp_path, 30), cache_dir=tmp_path / "c", progress=False)
+    save_dataset(first, out)
+    before, files = _rows(out), _digest(out)
+    second = build_dataset(_tiny(tmp_path, 40, "other.tsv"), cache_dir=tmp_path / "c", progress=False)
+    written = []
+    real = hub_layout._write_parquet
+
+    def write_then_fill_the_disk(ds, path, *args, **kwargs):
+        if written:  # the second split's file: the disk is full now
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        written.append(path)
+        return real(ds, path, *args, **kwargs)
+
+    monkeypatch.setattr(hub_layout, "_write_parquet", write_then_fill_the_disk)
+    with pytest.raises(OSError, match="No space left"):
+        save_dataset(second, out)
+    assert _digest(out) == files and _rows(out) == before  # the old folder, byte for byte
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no leftovers
+
+
+def test_save_replaces_only_its_own_entries_and_cleans_killed_runs(tmp_path: Path) -> None:
+    import os
+
+    out = tmp_path / "ds"
+    dd = build_dataset(_tiny(tmp_path), cache_dir=tmp_path / "c", progress=False)
+    save_dataset(dd, out)
+    (out / ".git").mkdir()
+    (out / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (out / "LICENSE").write_text("CC-BY-4.0\n")
+    killed = tmp_path / ".ds.k1ll3d00.partial"  # what a SIGKILLed save leaves beside the folder
+    (killed / "data").mkdir(parents=True)
+    sibling = tmp_path / ".ds.v2.abcdefgh.partial"  # another folder's (ds.v2): not ours to remove
+    sibling.mkdir()
+    save_dataset(dd, out)
+    assert (out / ".git" / "HEAD").read_text() == "ref: refs/heads/main\n"
+    assert (out / "LICENSE").read_text() == "CC-BY-4.0\n"
+    assert not killed.exists() and sibling.is_dir()
+    assert not (tmp_path / "ds.lock").exists()  # the lock is released and removed
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (out.stat().st_mode & 0o777) == 0o777 & ~umask  # not mkdtemp's 0700
+    assert ((out / "README.md").stat().st_mode & 0o777) == 0o666 & ~umask
+
+
+def test_save_refuses_a_folder_that_is_not_a_dataset(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    (project / "data").mkdir(parents=True)
+    (project / "data" / "raw.tsv").write_text("precious\n")
+    (project / "README.md").write_text("# my project\n")
+    dd = build_dataset(_tiny(tmp_path), cache_dir=tmp_path / "c", progress=False)
+    with pytest.raises(FileExistsError, match="exists and is not a dataset folder"):
+        save_dataset(dd, project)
+    assert (project / "data" / "raw.tsv").read_text() == "precious\n"
+    assert (project / "README.md").read_text() == "# my project\n"
+
+
+def test_a_concurrent_save_stops_at_once_naming_the_holder(tmp_path: Path) -> None:
+    import os
+
+    from hf_spamguard.jobs import JobLockedError, job_lock
+
+    out = tmp_path / "ds"
+    dd = build_dataset(_tiny(tmp_path), cache_dir=tmp_path / "c", progress=False)
+    with job_lock(out), pytest.raises(JobLockedError, match=f"pid {os.getpid()}"):
+        save_dataset(dd, out)
+    assert not out.exists()
+
+
+# ===================================================================================== report, card
+def test_carved_validation_reports_its_file_once(tmp_path: Path) -> None:
+    tsv = tmp_path / "train.tsv"
+    tsv.write_text(
+        HEADER + "".join(f"{i}\tp{i}\t\tx {i}\t3\t0\t{int(i == 0)}\n" for i in range(20)), encoding="utf-8"
+    )
+    with pytest.warns(UserWarning):
+        dd = build_dataset(tsv, cache_dir=tmp_path / "c", progress=False)
+    assert list(dd) == ["train", "validation"]
+    assert [r["file"] for r in dd.build_report.label_reports] == ["train.tsv"]
+    assert dd.build_report.summary().count("train.tsv") == 1
+    out = save_dataset(dd, tmp_path / "out")
+    assert len(json.loads((out / "build_report.json").read_text())["label_reports"]) == 1
+    assert (out / "README.md").read_text(encoding="utf-8").count("| `train.tsv` |") == 1
+    cached = build_dataset(tsv, cache_dir=tmp_path / "c", progress=False)  # the report stored in the cache
+    assert len(cached.build_report.label_reports) == 1
+
+
+def test_the_card_says_text_only_and_has_no_license_until_one_is_set(
+    demo_dataset_dir: Path, tmp_path: Path
+) -> None:
+    dd = build_dataset(_tiny(tmp_path), cache_dir=tmp_path / "c", progress=False)
+    out = save_dataset(dd, tmp_path / "out")
+    card = (out / "README.md").read_text(encoding="utf-8")
+    meta = yaml.safe_load(card.split("---\n")[1])
+    assert meta["license"] == "other" and "apache-2.0" not in meta["license"]
+    assert "Not set yet (`license: other`)" in card and "--license" in card
+    assert "(text + photo)" not in card and "text only: no listing has a photo" in card
+    assert "this is a text-only dataset" in card
+    assert meta["task_categories"] == ["text-classification"]
+    save_dataset(dd, out, license="cc-by-4.0")
+    card = (out / "README.md").read_text(encoding="utf-8")
+    assert yaml.safe_load(card.split("---\n")[1])["license"] == "cc-by-4.0" and "Not set yet" not in card
+    save_dataset(dd, out)  # a rebuild keeps the license that was set
+    render_dataset_card(out)  # and so does rendering the card again (publish)
+    assert yaml.safe_load((out / "README.md").read_text().split("---\n")[1])["license"] == "cc-by-4.0"
+    with_photos = (demo_dataset_dir / "README.md").read_text(encoding="utf-8")
+    assert "(text, and a photo for 89% of them)" in with_photos and "image-classification" in with_photos
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("validation_size", -1),
+        ("validation_size", 1),
+        ("validation_size", float("nan")),
+        ("max_workers", 0),
+        ("image_timeout", 0),
+        ("image_retries", -1),
+        ("seed", -1),
+    ],
+)
+def test_build_refuses_options_out_of_range(tmp_path: Path, option: str, value: float) -> None:
+    with pytest.raises(ValueError, match=f"{option} must be in"):
+        build_dataset(tmp_path / "never-read.tsv", **{option: value})
+
+
+def test_a_missing_local_path_is_not_looked_up_on_the_hub(tmp_path: Path, monkeypatch) -> None:
+    import huggingface_hub
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the Hub was asked")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", no_network)
+    monkeypatch.setattr(datasets, "load_dataset", no_network)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    for name, why in (
+        ("data/listngs2", "data/ is a local folder"),
+        ("exports/listings.tsv", "it ends in .tsv"),
+        ("./org/name", "not a Hub id"),
+    ):
+        with pytest.raises(FileNotFoundError, match="no such file or folder") as info:
+            load_listings(name)
+        assert why in str(info.value) and len(str(info.value).splitlines()) == 1

@@ -197,3 +197,21 @@ def test_a_repeated_id_in_a_table_is_refused_with_its_place(tmp_path: Path, suff
     df.iloc[1:3].to_csv(folder / "part2.csv", index=False)
     with pytest.raises(DataValidationError, match="part2.csv, line 2, field 'id'"):
         read_reviews(folder)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("empty.csv", b"", "empty.csv: the file is empty"),
+        ("empty.tsv", b"", "empty.tsv: the file is empty"),
+        ("bad.parquet", b"not parquet at all", "bad.parquet: cannot read the table"),
+    ],
+)
+def test_unreadable_tables_are_one_line_naming_the_file(
+    tmp_path: Path, name: str, content: bytes, message: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(DataValidationError, match=message) as err:
+        read_reviews(path)
+    assert "\n" not in str(err.value)

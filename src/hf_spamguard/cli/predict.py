@@ -29,7 +29,9 @@ def _at_least_one(option: str) -> Callable[[Any], Any]:
 
 def _os_error_line(exc: OSError) -> str:
     """One line for an ``OSError``: the package's own message, else ``<file>: <reason>``."""
-    if getattr(exc, "_spamguard_described", False) or exc.errno is None or not exc.strerror:
+    if getattr(exc, "_spamguard_described", False):
+        text = exc.strerror or str(exc)  # the package's message, without "[Errno N]"
+    elif exc.errno is None or not exc.strerror:
         text = str(exc)
     else:
         text = f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror

@@ -16,7 +16,7 @@ import json
 import math
 import os
 import urllib.parse
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -84,10 +84,8 @@ class BuildReport:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BuildReport:
-        # unique_label_reports: a cache written before the fix may hold a carved split's copy of train's
         return cls(
-            label_reports=unique_label_reports(data.get("label_reports", [])),
-            image_status=list(data.get("image_status", [])),
+            label_reports=list(data.get("label_reports", [])), image_status=list(data.get("image_status", []))
         )
 
     def image_status_csv(self) -> str:
@@ -98,15 +96,6 @@ class BuildReport:
         writer.writeheader()
         writer.writerows(self.image_status)
         return buf.getvalue()
-
-
-def unique_label_reports(reports: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One label report per input file, in order: a validation split carved from train shares train's
-    file (and so its report), which must be listed once, not once per split."""
-    seen: dict[str, dict[str, Any]] = {}
-    for r in reports:
-        seen.setdefault(str(r.get("file", "")), r)
-    return list(seen.values())
 
 
 @dataclass
@@ -190,7 +179,9 @@ class ListingsBuilder(datasets.GeneratorBasedBuilder):
     """Listings TSV(s) + images → splits with :data:`LISTING_FEATURES`."""
 
     BUILDER_CONFIG_CLASS = ListingsConfig
-    VERSION = datasets.Version("1.0.0")
+    # 1.0.1: a carved validation split no longer repeats train's label report; cached 1.0.0 builds
+    # (whose stored report has it twice) are rebuilt rather than reused
+    VERSION = datasets.Version("1.0.1")
 
     def _info(self) -> datasets.DatasetInfo:
         return datasets.DatasetInfo(
@@ -226,6 +217,9 @@ class ListingsBuilder(datasets.GeneratorBasedBuilder):
                 frames["train"], cfg.validation_size, cfg.seed
             )
             frames["train"].attrs.update(reports)
+            # pandas copies attrs into the carved frame: its rows come from train's file, whose report
+            # is train's alone (else the report, card and build_report.json list the file twice)
+            frames["validation"].attrs = {k: v for k, v in reports.items() if k != "label_report"}
         return frames
 
     def _resolve_images(self, frames: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -298,9 +292,9 @@ class ListingsBuilder(datasets.GeneratorBasedBuilder):
         frames = self._read_splits()
         images = self._resolve_images(frames)
         report = BuildReport(
-            label_reports=unique_label_reports(
+            label_reports=[
                 df.attrs["label_report"].to_dict() for df in frames.values() if "label_report" in df.attrs
-            ),
+            ],
             image_status=[{k: s[k] for k in IMAGE_STATUS_FIELDS} for s in images.values()],
         )
         # Stored in the builder's (temporary, then final) cache folder so that a cached rebuild, which

@@ -26,6 +26,7 @@ import math
 import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -285,6 +286,23 @@ def _refuse_duplicate_ids(ids: pd.Series, path: Path, offset: int, parquet: bool
         seen.add(key)
 
 
+@contextmanager
+def _reader_errors(path: Path) -> Iterator[None]:
+    """The readers' own errors (pandas' "No columns to parse from file", a malformed CSV line, a file
+    that is not Parquet, an unreadable file) as one line naming the file."""
+    import pyarrow as pa
+
+    try:
+        yield
+    except pd.errors.EmptyDataError:
+        raise DataValidationError(
+            path, None, None, "the file is empty (expected a header row with a text column)"
+        ) from None
+    except (pd.errors.ParserError, pa.ArrowInvalid, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataValidationError(path, None, None, f"cannot read the table ({first})") from None
+
+
 def _iter_table(
     path: Path,
     chunk_size: int,
@@ -294,32 +312,35 @@ def _iter_table(
     keep: Sequence[str],
     seen: set[int],
 ) -> Iterator[pd.DataFrame]:
-    suffix = _suffix(path)
-    offset = 0
-    if suffix == ".parquet":
-        import pyarrow.parquet as pq
+    with _reader_errors(path):
+        suffix = _suffix(path)
+        offset = 0
+        if suffix == ".parquet":
+            import pyarrow.parquet as pq
 
-        pf = pq.ParquetFile(path)
-        chunks: Iterable[pd.DataFrame] = (b.to_pandas() for b in pf.iter_batches(batch_size=chunk_size))
-    else:
-        chunks = pd.read_csv(
-            path,
-            sep="\t" if suffix == ".tsv" else ",",
-            dtype="str",
-            keep_default_na=False,
-            na_values=[""],
-            chunksize=chunk_size,
-            encoding="utf-8",
-            encoding_errors="replace",
-            quoting=3 if suffix == ".tsv" else 0,  # TSV exports do not quote; a stray '"' must not eat lines
-        )
-    for df in chunks:
-        out = _normalise_table(df, path, offset, prefix, text_column, id_column)
-        _refuse_duplicate_ids(out["id"], path, offset, suffix == ".parquet", seen)
-        for col in keep:
-            out[col] = df[col].to_numpy() if col in df.columns else None
-        offset += len(df)
-        yield out
+            pf = pq.ParquetFile(path)
+            chunks: Iterable[pd.DataFrame] = (b.to_pandas() for b in pf.iter_batches(batch_size=chunk_size))
+        else:
+            chunks = pd.read_csv(
+                path,
+                sep="\t" if suffix == ".tsv" else ",",
+                dtype="str",
+                keep_default_na=False,
+                na_values=[""],
+                chunksize=chunk_size,
+                encoding="utf-8",
+                encoding_errors="replace",
+                quoting=3
+                if suffix == ".tsv"
+                else 0,  # TSV exports do not quote; a stray '"' must not eat lines
+            )
+        for df in chunks:
+            out = _normalise_table(df, path, offset, prefix, text_column, id_column)
+            _refuse_duplicate_ids(out["id"], path, offset, suffix == ".parquet", seen)
+            for col in keep:
+                out[col] = df[col].to_numpy() if col in df.columns else None
+            offset += len(df)
+            yield out
 
 
 def _iter_hub(source: str, split: str, chunk_size: int, keep: Sequence[str]) -> Iterator[pd.DataFrame]:
