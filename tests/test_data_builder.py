@@ -390,3 +390,14 @@ def test_a_missing_local_path_is_not_looked_up_on_the_hub(tmp_path: Path, monkey
         with pytest.raises(FileNotFoundError, match="no such file or folder") as info:
             load_listings(name)
         assert why in str(info.value) and len(str(info.value).splitlines()) == 1
+
+
+def test_save_through_a_symlink_replaces_the_folder_it_points_at(tmp_path: Path) -> None:
+    real = tmp_path / "disk" / "listings"
+    dd = build_dataset(_tiny(tmp_path), cache_dir=tmp_path / "c", progress=False)
+    save_dataset(dd, real)
+    link = tmp_path / "listings"
+    link.symlink_to(real, target_is_directory=True)
+    save_dataset(build_dataset(_tiny(tmp_path, 30), cache_dir=tmp_path / "c", progress=False), link)
+    assert link.is_symlink() and len(_rows(real)["train"]) + len(_rows(real)["validation"]) == 30
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

@@ -201,3 +201,49 @@ def test_build_force_rebuilds_instead_of_reusing_the_cache(tmp_path: Path) -> No
     assert first and build(tmp_path / "b") == first  # reused: the Arrow files are not rewritten
     again = build(tmp_path / "c", "--force")
     assert set(again) == set(first) and all(again[k] != first[k] for k in first)  # regenerated
+
+
+def test_build_with_carved_validation_prints_the_report_once(tmp_path: Path) -> None:
+    tsv = tmp_path / "listings.tsv"
+    tsv.write_text(
+        HEADER
+        + "".join(f"{i}\tp{i}\t\tx {i}\t{3 * (i % 2)}\t{3 - 3 * (i % 2)}\t{i % 2}\n" for i in range(20)),
+        encoding="utf-8",
+    )
+    out = tmp_path / "out"
+    args = ["dataset", "build", "--train", str(tsv), "--out", str(out), "--cache-dir", str(tmp_path / "c")]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "validation:" in result.output
+    assert result.output.count("listings.tsv: 20 rows") == 1, result.output
+    assert (out / "README.md").read_text(encoding="utf-8").count("| `listings.tsv` |") == 1
+
+
+def test_build_and_push_set_the_license(demo_dataset_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    import shutil
+
+    import huggingface_hub
+    import yaml
+
+    def license_of(folder: Path) -> str:
+        return yaml.safe_load((folder / "README.md").read_text(encoding="utf-8").split("---\n")[1])["license"]
+
+    out = tmp_path / "out"
+    args = ["dataset", "build", "--demo", "--out", str(out), "--cache-dir", str(tmp_path / "c")]
+    assert runner.invoke(app, [*args, "--license", "cc-by-nc-4.0"]).exit_code == 0
+    assert license_of(out) == "cc-by-nc-4.0"
+
+    folder = shutil.copytree(demo_dataset_dir, tmp_path / "copy")
+    assert license_of(folder) == "other"
+    uploaded: list[str] = []
+    monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", lambda self, *a, **k: None)
+    monkeypatch.setattr(
+        huggingface_hub.HfApi,
+        "upload_folder",
+        lambda self, **k: uploaded.append(license_of(Path(k["folder_path"]))) or "https://x/commit/1",
+    )
+    result = runner.invoke(
+        app, ["dataset", "push", str(folder), "--repo-id", "org/x", "--license", "cc-by-4.0"]
+    )
+    assert result.exit_code == 0, result.output
+    assert uploaded == ["cc-by-4.0"] and license_of(folder) == "cc-by-4.0"

@@ -215,6 +215,33 @@ def test_dry_run_folders_have_cards_and_no_training_state(dry_run: Path) -> None
     assert "sdk: gradio" in (dry_run / "listing_spam_policy" / "README.md").read_text()
 
 
+def test_dry_run_folders_follow_the_umask(dry_run: Path, baseline_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    umask = os.umask(0)
+    os.umask(umask)
+    dir_mode, file_mode = 0o777 & ~umask, 0o666 & ~umask
+
+    def modes(folder: Path) -> dict[str, int]:
+        return {
+            p.relative_to(folder.parent).as_posix(): p.stat().st_mode & 0o777
+            for p in [folder, *folder.rglob("*")]
+        }
+
+    for name in DRY_RUN_NAMES.values():
+        found = modes(dry_run / name)
+        assert {k: v for k, v in found.items() if (dry_run / k).is_dir() and v != dir_mode} == {}, name
+        assert {k: v for k, v in found.items() if (dry_run / k).is_file() and v != file_mode} == {}, name
+    # a source file written owner-only (policy.json by policy.py's mkstemp, a 0600 weight file) is
+    # published like every other file
+    src = shutil.copytree(baseline_dir, tmp_path / "src")
+    os.chmod(src / "config.json", 0o600)
+    os.chmod(src / "model.skops", 0o600)
+    folder = publish("baseline", src, dry_run=tmp_path / "out").folder
+    assert set(modes(folder).values()) <= {dir_mode, file_mode}
+    assert (src / "model.skops").stat().st_mode & 0o777 == 0o600  # the source is left as it was
+
+
 def test_training_state_is_left_out(demo_dataset_dir: Path, tmp_path: Path) -> None:
     import shutil
 
@@ -561,8 +588,32 @@ def test_hub_id_errors_are_one_line(
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     closed = f"http://127.0.0.1:{_closed_port()}"
     monkeypatch.setattr(constants, "ENDPOINT", closed)
-    assert f"the request to {closed} failed" in error(local_folder, "org/no-such-model")
+    with pytest.raises(FileNotFoundError) as info:
+        local_folder("org/no-such-model")
+    message = str(info.value)
+    assert len(message.splitlines()) == 1, message
+    assert message.startswith("org/no-such-model: not a local folder, and cannot reach the Hub for "), message
+    assert f"the request to {closed} failed" in message and "set HF_HUB_OFFLINE=1 to work offline" in message
     assert fake_hub.unexpected == []
+
+
+def test_an_unreachable_hub_falls_back_to_the_cached_snapshot(
+    fake_hub: FakeHub, baseline_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    import huggingface_hub.constants as constants
+
+    from hf_spamguard.hub_io import local_folder
+
+    publish("baseline", baseline_dir, repo_id="org/cached", token=fake_hub.token)
+    first = local_folder("org/cached")
+    closed = f"http://127.0.0.1:{_closed_port()}"
+    monkeypatch.setattr(constants, "ENDPOINT", closed)
+    with caplog.at_level(logging.WARNING, logger="hf_spamguard.hub_io"):
+        assert local_folder("org/cached") == first
+    assert f"cannot reach the Hub for 'org/cached': the request to {closed} failed" in caplog.text
+    assert "using the cached snapshot" in caplog.text
 
 
 def test_dataset_loads_back_from_the_hub_by_id(
@@ -586,6 +637,12 @@ def test_dataset_loads_back_from_the_hub_by_id(
         assert loaded[split].features == original[split].features
         assert loaded[split]["product_id"] == original[split]["product_id"]
         assert loaded[split]["label"] == original[split]["label"]
+    # every consumer's loader (load_listings: baseline, train, predict) finds it by id as well
+    from hf_spamguard.data import load_listings
+
+    publish("dataset", demo_dataset_dir, repo_id="org/public-listings", token=fake_hub.token)
+    test = load_listings("org/public-listings", split="test")
+    assert test["product_id"] == original["test"]["product_id"] and test.features == original["test"].features
     assert fake_hub.unexpected == []
 
 

@@ -78,7 +78,8 @@ def test_a_mistyped_local_path_is_an_error_at_once(online_env: dict[str, str], t
     )
     line = _one_line_error(proc, seconds)
     assert "data/listngs2: no such file or folder" in line, line
-    assert "Hub" not in line.replace("not taken for a Hub id", ""), line
+    assert "(a local path, not looked up on the Hub: data/ is a local folder)" in line, line
+    assert "cannot reach" not in line, line
     # a path with a data file's suffix is local too, whatever its first folder
     proc, seconds = _run(
         ["baseline", "train", "--dataset", "exports/listings.tsv", "--out", "model"], online_env, tmp_path
@@ -129,3 +130,28 @@ def test_dataset_push_to_an_unreachable_hub_is_one_line(
     line = _one_line_error(proc, seconds)
     assert "cannot reach the Hub" in line and online_env["HF_ENDPOINT"] in line, line
     assert "upload of the dataset to org/x failed" in line, line
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ["score", "--model", "{student}", "--input", "org/some-reviews", "--out", "s.parquet"],
+            "org/some-reviews",
+        ),
+        (
+            ["label", "--teacher", "org/some-teacher", "--input", "{reviews}", "--out", "labels"],
+            "org/some-teacher",
+        ),
+    ],
+)
+def test_review_hub_ids_fail_fast_when_the_hub_is_unreachable(
+    online_env: dict[str, str], tmp_path: Path, review_student_dir: Path, args: list[str], expected: str
+) -> None:
+    from hf_spamguard.reviews.synthetic import write_generated_reviews
+
+    reviews = write_generated_reviews(tmp_path / "in.parquet", n=20, seed=0)
+    args = [a.format(student=review_student_dir, reviews=reviews) for a in args]
+    proc, seconds = _run(args, online_env, tmp_path)
+    line = _one_line_error(proc, seconds)
+    assert f"cannot reach the Hub for {expected!r}" in line, line

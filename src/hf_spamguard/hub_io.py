@@ -49,6 +49,10 @@ class HubUnreachableError(FileNotFoundError, ConnectionError):
     A ``FileNotFoundError`` for the callers that load a source (the source cannot be found) and a
     ``ConnectionError`` for those that upload."""
 
+    # The message names the repo and the endpoint already: context managers that prefix an OSError with
+    # what was being done and to which path (hf_spamguard.predict.io_errors) leave it as it is.
+    _spamguard_described = True
+
 
 def is_repo_id(text: str | os.PathLike[str], *, allow_canonical: bool = False) -> bool:
     """``text`` has the form of a Hub repo id (``namespace/name``); whether a local path of that name

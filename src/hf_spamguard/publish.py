@@ -440,7 +440,11 @@ def publish(
     via :func:`hf_spamguard.hub_io.upload_folder_to_hub`; the metric goes to a gradio Space).
 
     With ``dry_run=OUT`` the folder is written to ``OUT/<kind>`` (``OUT/<Space name>`` for the metric,
-    default ``listing_spam_policy``) and nothing is uploaded; ``repo_id`` is then optional (used in the card's snippets)."""
+    default ``listing_spam_policy``) and nothing is uploaded; ``repo_id`` is then optional (used in the card's snippets).
+
+    An upload first asks the Hub once (:func:`hf_spamguard.hub_io.check_hub`, a few seconds, no retries),
+    before assembling anything: an unreachable Hub raises :class:`~hf_spamguard.hub_io.HubUnreachableError`
+    (one line, "... nothing was uploaded") at once instead of after minutes of assembly and retries."""
     from hf_spamguard.hub_io import HubUnreachableError, check_hub, upload_folder_to_hub
 
     if kind not in KINDS:

@@ -243,7 +243,7 @@ def test_teacher_fingerprint_covers_hub_revisions_and_adapter_bases(
     assert teacher_fingerprint("org/teacher") == {"hub_id": "org/teacher", "revision": "abc123"}
     uncached = teacher_fingerprint("org/other")
     assert uncached == {"hub_id": "org/other", "revision": None}
-    with pytest.raises(FileNotFoundError, match="teacher model not found"):
+    with pytest.raises(FileNotFoundError, match="missing: no such teacher model folder"):
         teacher_fingerprint(str(tmp_path / "missing"))
 
     # A job started before the Hub teacher was cached accepts the revision its first load recorded,

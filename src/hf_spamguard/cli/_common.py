@@ -75,6 +75,7 @@ def os_errors(action: str, hint: str = "") -> Iterator[None]:
     ``"<action>: <reason> (<file>)<hint>"``; a full disk adds "free some space and run again". Errors
     that :func:`user_errors` already reports in one line (missing files, locked jobs) pass through."""
     import errno
+    import os
 
     try:
         yield
@@ -83,7 +84,8 @@ def os_errors(action: str, hint: str = "") -> Iterator[None]:
     except OSError as exc:
         if exc.errno is None:  # not the file system's (e.g. the Hub client's errors)
             raise
-        reason = (exc.strerror or str(exc)).rstrip(".")
+        # the OS's wording: some writers (pyarrow) wrap it in several lines of their own
+        reason = os.strerror(exc.errno)
         where = f" ({exc.filename})" if exc.filename else ""
         extra = "; free some space and run again" if exc.errno == errno.ENOSPC else ""
         raise UserError(f"{action}: {reason[:1].lower()}{reason[1:]}{where}{hint}{extra}") from exc

@@ -104,6 +104,7 @@ def build(
     second build into the same --out while one runs stops at once, naming the running one's pid.
     """
     from hf_spamguard.data import LabelDisagreementWarning, build_dataset, save_dataset
+    from hf_spamguard.data.hub_layout import check_output_folder
     from hf_spamguard.data.synthetic import write_demo
     from hf_spamguard.jobs import job_lock
 
@@ -117,6 +118,7 @@ def build(
         os_errors(f"cannot build the dataset {out}", " (the previous dataset there is unchanged)"),
         tempfile.TemporaryDirectory(prefix="spamguard-demo-") as tmp,
     ):
+        check_output_folder(out)  # before the build, not after it
         if demo:
             source = write_demo(tmp)
             train, validation, test = source / "train.tsv", source / "validation.tsv", source / "test.tsv"

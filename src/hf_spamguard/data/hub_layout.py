@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
     from hf_spamguard.data.builder import BuildReport
 
-__all__ = ["atomic_folder", "load_listings", "push_dataset", "save_dataset"]
+__all__ = ["atomic_folder", "check_output_folder", "load_listings", "push_dataset", "save_dataset"]
 
 MAX_SHARD_BYTES = 500 * 1024 * 1024  # the Hub's viewer and streaming prefer Parquet files of < ~500 MB
 SPLIT_ORDER = ("train", "validation", "test")
@@ -106,9 +106,12 @@ def atomic_folder(
     exception it is removed and ``path`` is left exactly as it was. Entries of the old ``path`` for which
     ``keep(name)`` is true and that the new folder lacks are carried over (hard links, not moves: until
     the swap the old folder is untouched). The swap is one ``renameat2(RENAME_EXCHANGE)`` on Linux, so
-    readers see the old folder or the new one, never none; elsewhere two renames.
+    readers see the old folder or the new one, never none; elsewhere two renames. A ``path`` that is a
+    symbolic link keeps it: the folder it points at is the one replaced.
     """
     path = Path(path)
+    if path.is_symlink():  # replace the folder it points at, not the link (which may lead to another disk)
+        path = Path(os.path.realpath(path))
     if path.exists() and not path.is_dir():
         raise NotADirectoryError(f"{path}: is a file, not a folder")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -174,8 +177,13 @@ def _loading_metadata(dd: datasets.DatasetDict) -> dict[str, Any]:
     }
 
 
-def _check_replaceable(out: Path) -> None:
-    """Refuse to replace a folder that is not a dataset folder: its ``data/`` or ``README.md`` would go."""
+def check_output_folder(out: str | os.PathLike[str]) -> None:
+    """Refuse, before any work, an ``out_dir`` that :func:`save_dataset` would not replace: a file
+    (``NotADirectoryError``), or a folder that is not a dataset folder (``FileExistsError``: its
+    ``data/`` or ``README.md`` would go)."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"{out}: is a file, not a folder to write the dataset to")
     if not out.is_dir() or _is_built_folder(out):
         return
     foreign = sorted(
@@ -234,7 +242,7 @@ def _save(dd: datasets.DatasetDict, out: Path, report: BuildReport | None, licen
     # Imported here: the card machinery (jinja2, huggingface_hub cards) is only needed when saving.
     from hf_spamguard.cards import render_dataset_card
 
-    _check_replaceable(out)
+    check_output_folder(out)
     remove_partial_folders(out)  # a killed run's leftovers (the caller holds the lock)
     if license is None and (out / CARD_FILE).is_file():
         license = _card_license(out / CARD_FILE)

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from hf_spamguard.data.tsv import DataValidationError
-from hf_spamguard.hub_io import is_repo_id
+from hf_spamguard.hub_io import check_hub, is_hub_id, missing_path_error
 
 __all__ = [
     "REVIEW_COLUMNS",
@@ -76,10 +76,6 @@ def _suffix(path: Path) -> str:
     return path.suffix.lower()
 
 
-def _is_hub_id(source: str) -> bool:
-    return is_repo_id(source) and not Path(source).exists()
-
-
 def resolve_review_files(source: str | os.PathLike[str]) -> tuple[list[Path], list[Path]]:
     """Split ``source`` (a file or a folder) into (review files, Google Local metadata files), sorted.
 
@@ -90,7 +86,7 @@ def resolve_review_files(source: str | os.PathLike[str]) -> tuple[list[Path], li
     if path.is_file():
         return [path], []
     if not path.is_dir():
-        raise FileNotFoundError(f"review input not found: {source}")
+        raise missing_path_error(source, "review file or folder")
     reviews: list[Path] = []
     metas: list[Path] = []
     for file in sorted(p for p in path.rglob("*") if p.is_file()):
@@ -108,7 +104,7 @@ def input_fingerprint(
     source: str | os.PathLike[str], meta: str | os.PathLike[str] | None = None
 ) -> list[dict]:
     """Files behind ``source`` with size and modification time: a resumed job checks its input is unchanged."""
-    if isinstance(source, str) and _is_hub_id(source):
+    if isinstance(source, str) and is_hub_id(source):
         return [{"hub_id": source}]
     reviews, metas = resolve_review_files(source)
     if meta is not None:
@@ -346,6 +342,8 @@ def _iter_table(
 def _iter_hub(source: str, split: str, chunk_size: int, keep: Sequence[str]) -> Iterator[pd.DataFrame]:
     import datasets
 
+    # One short probe first: datasets' own retries take ~25 s to say the Hub is unreachable.
+    check_hub(source, repo_type="dataset")
     try:
         ds = datasets.load_dataset(source, split=split, streaming=True)
     except Exception as exc:  # noqa: BLE001 - offline, missing repo, no such split...: one clear message
@@ -414,7 +412,7 @@ def iter_reviews(
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     keep = [c for c in keep_columns if c not in REVIEW_COLUMNS]
     columns = list(REVIEW_COLUMNS) + keep
-    if isinstance(source, str) and _is_hub_id(source):
+    if isinstance(source, str) and is_hub_id(source):
         yield from _rechunk_frames(_iter_hub(source, split, chunk_size, keep), chunk_size)
         return
     reviews, metas = resolve_review_files(source)
@@ -446,7 +444,7 @@ def read_reviews(source: str | os.PathLike[str], **kwargs: Any) -> pd.DataFrame:
 
 def count_reviews(source: str | os.PathLike[str], **kwargs: Any) -> int:
     """Number of rows :func:`iter_reviews` yields (a full pass, cheap next to labelling; Parquet: metadata)."""
-    if not (isinstance(source, str) and _is_hub_id(source)) and kwargs.get("meta") is None:
+    if not (isinstance(source, str) and is_hub_id(source)) and kwargs.get("meta") is None:
         files, metas = resolve_review_files(source)
         if not metas and all(_suffix(f) == ".parquet" for f in files):
             import pyarrow.parquet as pq

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from hf_spamguard.files import ADAPTER_CONFIG_FILE, CONFIG_FILE
-from hf_spamguard.hub_io import is_repo_id
+from hf_spamguard.hub_io import check_hub, is_hub_id, missing_path_error
 from hf_spamguard.jobs import folder_fingerprint
 from hf_spamguard.prompts import (
     REVIEW_RATIONALE_PREFIX,
@@ -239,10 +239,14 @@ class TeacherLabeler:
 
 
 def _check_teacher_exists(teacher: str) -> None:
-    if not os.path.isdir(teacher) and not is_repo_id(teacher):
-        raise FileNotFoundError(
-            f"teacher model not found: {teacher!r} (give a model folder or a Hub id like org/name)"
-        )
+    """A local teacher must exist; a Hub id must be reachable (one short probe instead of the loaders'
+    retries), else one line saying so."""
+    if os.path.isdir(teacher):
+        return
+    if not is_hub_id(teacher):
+        raise missing_path_error(teacher, "teacher model folder")
+    if _cached_hub_revision(teacher) is None:  # a cached teacher loads without the Hub
+        check_hub(teacher)
 
 
 def _cached_hub_revision(repo_id: str) -> str | None:
