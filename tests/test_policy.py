@@ -224,3 +224,17 @@ def test_select_label_thresholds():
     assert relaxed.notes and "F1" in relaxed.notes[0]
     with pytest.raises(PolicyError, match="shape"):
         select_label_thresholds(Y, P[:, :2], ["a", "b", "c"])
+
+
+def test_policy_file_follows_the_umask(tmp_path) -> None:
+    import os
+    import stat
+
+    from hf_spamguard.policy import Thresholds
+
+    old = os.umask(0o022)
+    try:
+        path = Thresholds(0.3, 0.9).save(tmp_path)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644

@@ -119,6 +119,10 @@ class Thresholds:
         # from the package
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".policy.", suffix=".tmp")
         try:
+            # mkstemp creates the file 0600; a published policy follows the umask like any open() file
+            umask = os.umask(0)
+            os.umask(umask)
+            os.fchmod(fd, 0o666 & ~umask)
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 json.dump(payload, fh, indent=2)
                 fh.write("\n")
