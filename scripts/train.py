@@ -5,7 +5,8 @@
         scripts/train.py --config scripts/configs/qwen3-vl-2b-qlora.yaml [--flag value ...]
 
 Arguments: hf-spamguard's ``ProjectArgs`` + TRL's ``SFTConfig`` + TRL's ``ModelConfig`` (``--help`` lists
-them all); ``--config`` reads a YAML file, flags on the command line override it. The logic lives in
+the common ones, ``--help-all`` all of them); ``--config`` reads a YAML file, flags on the command line
+override it. The logic lives in
 ``hf_spamguard.training``; this script only calls it.
 """
 
@@ -22,4 +23,4 @@ if __name__ == "__main__":
 
     from hf_spamguard.training import main
 
-    main(sys.argv[1:])
+    main(sys.argv[1:], prog="scripts/train.py")

@@ -23,6 +23,7 @@ def demo_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     result = CliRunner().invoke(app, ["demo", "--quick", "--out", str(out)])
     assert result.exit_code == 0, f"{result.output}\n{result.exception!r}"
     assert "Done in" in result.output and "macro-F1" in result.output  # the final summary table
+    (out.parent / "console.txt").write_text(result.output)
     return out
 
 
@@ -170,3 +171,28 @@ def test_demo_on_real_listings_end_to_end(depop_tsv: Path, tmp_path: Path) -> No
         assert [r["id"] for r in rows] == list(dd["test"]["product_id"]), model
     # Real keyword spam is learnable from 170-odd rows: the baseline ranks it well above chance.
     assert summary["metrics"]["baseline"]["roc_auc"] > 0.8, summary["metrics"]["baseline"]
+
+
+def test_demo_leaves_no_scratch_and_says_when_the_vlm_has_no_signal(demo_out: Path) -> None:
+    """No empty models/vlm_training/ is left behind; a temperature fit on its bound is reported in
+    summary.json and on screen; the Hub-ready adapter names its base without this machine's path."""
+    models = demo_out / "models"
+    assert not (models / "vlm_training").exists() and not list(models.glob(".vlm_training-*"))
+    summary = json.loads((demo_out / "summary.json").read_text())
+    calib = summary["vlm_calibration"]
+    training = json.loads((models / "vlm" / "training_summary.json").read_text())
+    assert calib["temperature"] == pytest.approx(training["temperature"])
+    assert calib["at_bound"] == training["temperature_fit"]["at_bound"]
+    low, high = calib["test_confidence_range"]
+    assert 0.0 <= low <= high <= 1.0
+    shown = " ".join((demo_out.parent / "console.txt").read_text().split())  # rich wraps long lines
+    if calib["at_bound"] and calib["temperature"] >= 1.0:
+        assert "no signal" in calib["note"] and f"{low:.3f}–{high:.3f}" in calib["note"]
+        assert "hit the upper bound" in shown and any("no signal" in n for n in summary["notes"])
+    else:
+        assert calib["note"] is None
+    adapter = (demo_out / "hub" / "model" / "adapter" / "adapter_config.json").read_text()
+    assert json.loads(adapter)["base_model_name_or_path"] == "tiny-qwen3-vl-base"
+    assert str(demo_out) not in adapter
+    assert str(demo_out) not in (demo_out / "hub" / "model" / "adapter" / "README.md").read_text()
+    assert "\ufffd" not in (demo_out / "predictions" / "vlm.jsonl").read_text(encoding="utf-8")

@@ -247,3 +247,90 @@ def test_bf16_checkpoint_without_device_runs_in_float32_on_cpu(tiny_model_dir: P
         out = pipe("Nike tee", reason=False)
         validate_verdict(out)
         assert out["confidence"] == pytest.approx(reference["confidence"], abs=1e-6)
+
+
+# --------------------------------------------------------------------------------------------------
+# Reliability (issue #11): one bad row never costs the others; temperatures are checked
+# --------------------------------------------------------------------------------------------------
+def test_extreme_aspect_ratio_photo_does_not_abort_the_batch(pipe, tmp_path: Path) -> None:
+    """A valid 7000x30 banner (and a 30x7000 one) used to abort the whole batch in the processor
+    ("absolute aspect ratio must be smaller than 200"). Now it is padded to a ratio the processor takes,
+    and every row of the batch gets its verdict, equal to the one it gets alone."""
+    from hf_spamguard.prompts import PROCESSOR_MAX_ASPECT_RATIO, prepare_image
+
+    wide = tmp_path / "banner.png"
+    Image.new("RGB", (7000, 30), "green").save(wide)
+    inputs = [
+        "Nike tee. tags: adidas puma gucci",
+        {"text": "banner photo", "image": wide},
+        {"text": "tall photo", "image": Image.new("RGB", (30, 7000), "blue")},
+        {"text": "red dress", "image": Image.new("RGB", (64, 96), "red")},
+    ]
+    outputs = pipe(inputs, batch_size=4, reason=False)
+    assert len(outputs) == 4
+    for item, verdict in zip(inputs, outputs, strict=True):
+        validate_verdict(verdict)
+        assert verdict["confidence"] == pytest.approx(pipe(item, reason=False)["confidence"], abs=1e-5)
+    for size in ((7000, 30), (30, 7000), (10_000, 1)):
+        prepared = prepare_image(Image.new("RGB", size), pipe.prompt_config)
+        assert prepared.status == "ok", prepared.error
+        w, h = prepared.image.size
+        assert max(w, h) < PROCESSOR_MAX_ASPECT_RATIO * min(w, h)
+
+
+def test_a_photo_the_processor_refuses_is_scored_as_unreadable(pipe, monkeypatch) -> None:
+    """Should the processor still refuse a photo (another processor, another rule), only that row loses
+    its photo: it is scored exactly like a listing whose photo could not be read."""
+    bad = Image.new("RGB", (64, 64), "black")
+    real = type(pipe.processor).__call__
+
+    def picky(self, *args, images=None, **kwargs):
+        if images is not None and any(img.getpixel((0, 0)) == (0, 0, 0) for img in images):
+            raise ValueError("this processor does not take black photos")
+        return real(self, *args, images=images, **kwargs)
+
+    monkeypatch.setattr(type(pipe.processor), "__call__", picky)
+    inputs = [
+        {"text": "black photo", "image": bad},
+        {"text": "red dress", "image": Image.new("RGB", (64, 96), "red")},
+    ]
+    with pytest.warns(UserWarning, match="refused a photo"):
+        outputs = pipe(inputs, batch_size=2, reason=False)
+    unreadable = pipe({"text": "black photo", "image": b"not an image"}, reason=False)
+    assert outputs[0]["confidence"] == pytest.approx(unreadable["confidence"], abs=1e-5)
+    assert outputs[1]["confidence"] == pytest.approx(pipe(inputs[1], reason=False)["confidence"], abs=1e-5)
+
+
+def test_empty_list_gives_an_empty_list(pipe) -> None:
+    assert pipe([]) == []
+    assert pipe([], batch_size=4, reason=False) == []
+    with pytest.raises(TypeError, match="unexpected"):
+        pipe([], nonsense=1)
+
+
+@pytest.mark.parametrize(
+    "bad", [float("inf"), float("-inf"), float("nan"), True, "2", 1e-300, 1e300, 0, -1.0]
+)
+def test_absurd_temperatures_are_refused_per_call(pipe, bad) -> None:
+    with pytest.raises(ValueError, match="temperature: expected a finite number in"):
+        pipe("Nike tee", reason=False, temperature=bad)
+
+
+@pytest.mark.parametrize(
+    "text", ['{"temperature": Infinity}', '{"temperature": NaN}', '{"temperature": true}',
+             '{"temperature": 1e-300}', '{"temperature": "2.0"}', '{"temperature": 1e400}']
+)  # fmt: skip
+def test_absurd_calibration_files_are_refused(tiny_model_dir: Path, tmp_path: Path, text: str) -> None:
+    import shutil
+
+    from hf_spamguard.pipeline import load_pipeline, save_calibration
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, folder, ignore=shutil.ignore_patterns("*.py"))
+    (folder / "calibration.json").write_text(text)
+    with pytest.raises(ValueError, match=r"calibration.json, field 'temperature': expected a finite number"):
+        load_pipeline(folder, device="cpu")
+    for bad in (float("inf"), True, 1e-300, float("nan")):
+        with pytest.raises(ValueError, match=r"calibration.json, field 'temperature'"):
+            save_calibration(folder, bad)
+    assert (folder / "calibration.json").read_text() == text  # nothing was written

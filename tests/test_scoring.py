@@ -146,7 +146,7 @@ def test_reasons_continue_the_cache_like_generate(tiny) -> None:
         ),
     )
     proc = decoding.ReasonLogitsProcessor(
-        tok, model.config.text_config.vocab_size, min_tokens=1, prompt_len=ids.shape[1]
+        tok, model.config.text_config.vocab_size, min_tokens=1, prompt_len=ids.shape[1], max_new_tokens=12
     )
     gen = model.generate(**enc, max_new_tokens=12, do_sample=False, logits_processor=[proc])
     expected = tok.decode(gen[0, ids.shape[1] :])
@@ -232,3 +232,28 @@ def test_fit_temperature_edge_cases() -> None:
     assert scoring.fit_temperature([1.0, 2.0, 3.0], [1, 1, 1]) == 1.0
     with pytest.raises(ValueError, match="labels"):
         scoring.fit_temperature([1.0, 2.0], [1])
+
+
+def test_reasons_are_whole_utf8_characters(tiny) -> None:
+    """The tiny byte-level BPE has tokens that are single bytes of a multi-byte character; decoded one
+    by one (or ended half-way) they gave U+FFFD in nearly every reason of the untrained model. A token
+    that starts a character may now only be followed by tokens that finish it, and the last token may
+    not leave one unfinished."""
+    model, processor = tiny
+    tok = processor.tokenizer
+    items = [(f"listing {i}: nike adidas tags y2k {i * 7}", None) for i in range(12)]
+    items += [("café crème brûlée ünïcödé 😀 日本語", None), *ITEMS]
+    for max_tokens in (48, 7, 2, 1):
+        out = scoring.score_batch(model, tok, _encode(processor, items), max_reason_tokens=max_tokens)
+        assert not [r for r in out["reason"] if "\ufffd" in r], max_tokens
+    vocab = decoding.ReasonLogitsProcessor(tok, model.config.text_config.vocab_size).vocab
+    assert vocab.token_bytes is not None and vocab.continuations
+    lead = next(i for i, b in enumerate(vocab.token_bytes) if b and len(b) == 1 and 0xC2 <= b[0] <= 0xDF)
+    # From a clean state no continuation byte may come; after a lead byte only continuations may.
+    clean = vocab.step_mask(b"", first=False, last=False)
+    assert clean[list(vocab.continuations)].all() and not clean[lead]
+    after_lead = vocab.step_mask(vocab.token_bytes[lead], first=False, last=False)
+    allowed = torch.nonzero(~after_lead).flatten().tolist()
+    assert allowed and set(allowed) <= set(vocab.continuations)
+    assert after_lead[vocab.closing].all() and after_lead[vocab.stop].all()  # no closing mid-character
+    assert vocab.step_mask(b"", first=False, last=True)[lead]  # the last token cannot open a character

@@ -373,6 +373,12 @@ def test_lora_run_writes_a_pipeline_ready_folder(lora_run) -> None:
                  "tokenizer.json", "training_summary.json", "adapter/adapter_config.json", "spamguard_pipeline.py"):  # fmt: skip
         assert (final / name).is_file(), name
     assert not (final / "training_args.bin").exists()  # no pickles in a Hub-ready folder
+    # The adapter published next to the merged weights names its base portably (issue #12.13): the base
+    # is a local folder with no Hub id, so by its folder name, never by this machine's absolute path.
+    adapter_cfg = json.loads((final / "adapter" / "adapter_config.json").read_text())
+    assert adapter_cfg["base_model_name_or_path"] == "tiny-model"
+    assert str(out) not in (final / "adapter" / "README.md").read_text()
+    assert any("names its base model 'tiny-model'" in n for n in result.notes)
     prompt = json.loads((final / "prompt_config.json").read_text())
     assert (
         prompt["max_pixels"] == 4096 and prompt["max_text_tokens"] == 96
@@ -600,6 +606,8 @@ def test_accelerate_launch_two_cpu_processes(
     folders = [p.parent for p in out.rglob("policy.json")]
     assert folders == [out / "final"]
     assert res.stdout.count("model folder:") == 1
+    # No library noise from accelerate launch either (issue #12.11).
+    assert "is_gradient_checkpointing" not in res.stderr and "gemm_4bit_forward" not in res.stderr
     summary = json.loads((out / "final" / "training_summary.json").read_text())
     assert summary["num_processes"] == 2 and summary["global_step"] == 2
     assert summary["distributed_backend"] == "gloo"
@@ -626,3 +634,106 @@ def test_trainer_refuses_losses_it_would_silently_replace(tmp_path: Path, config
     args = SFTConfig(output_dir=str(tmp_path), use_cpu=True, report_to="none", **config)
     with pytest.raises(ValueError, match=named.replace("(", r"\(")):
         SpamGuardSFTTrainer(model="unused: refused before loading", args=args, **extra)
+
+
+# --------------------------------------------------------------------------------------------------
+# What a person sees (issue #12): the shipped config from a fresh clone, help, the closing summary
+# --------------------------------------------------------------------------------------------------
+def test_tiny_cpu_config_runs_as_shipped_from_a_fresh_clone(tmp_path: Path) -> None:
+    """`spamguard train --config scripts/configs/tiny-cpu.yaml` in an empty folder: it builds its demo
+    dataset and its tiny model on first use (saying so), trains, and ends with a short summary that says
+    which policy targets were missed; no raw dicts, no library noise."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    cmd = [
+        sys.executable, "-m", "hf_spamguard", "train", "--config", str(TINY),
+        "--max_steps", "1", "--max_train_samples", "8", "--max_eval_samples", "16", "--disable_tqdm", "true",
+    ]  # fmt: skip
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=str(tmp_path))
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-4000:]
+    out = res.stdout
+    assert "building the synthetic demo dataset in outputs/demo-listings" in out
+    assert "building the tiny random Qwen3-VL in outputs/tiny-qwen3-vl" in out
+    assert "fitting the TF-IDF baseline" in out
+    assert (tmp_path / "outputs" / "demo-listings" / "data").is_dir()
+    final = tmp_path / "outputs" / "tiny-cpu-spamguard" / "final"
+    assert "model folder: outputs/tiny-cpu-spamguard/final" in out and (final / "policy.json").is_file()
+    summary = json.loads((final / "training_summary.json").read_text())
+    policy = summary["policy"]
+    # The closing lines: rounded thresholds, and the targets verdict on screen, not only in the file.
+    assert f"review ≥ {policy['review']:.3f}, demote ≥ {policy['demote']:.3f}" in out
+    assert "thresholds {" not in out and "validation {" not in out
+    if not policy["targets_met"]:
+        assert "Policy targets NOT met:" in out and policy["notes"][0] in out
+    fit = summary["temperature_fit"]
+    assert fit["bounds"] == [0.05, 20.0] and fit["at_bound"] == (fit["note"] is not None)
+    if fit["at_bound"]:
+        assert f"Note: {fit['note']}" in out
+    assert "is_gradient_checkpointing" not in res.stderr and "gemm_4bit_forward" not in res.stderr
+    # The second run finds both and builds nothing.
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=str(tmp_path))
+    assert res.returncode == 0, res.stderr[-4000:]
+    assert "building the" not in res.stdout
+
+
+def test_demo_dataset_is_built_only_for_its_own_folder(tmp_path: Path) -> None:
+    from hf_spamguard.training.args import ProjectArgs
+    from hf_spamguard.training.run import ensure_demo_dataset
+
+    class _Args:
+        from contextlib import nullcontext
+
+        def main_process_first(self, **_):
+            return self.nullcontext()
+
+    other = ProjectArgs(dataset=str(tmp_path / "my-data"), demo_dataset_dir=str(tmp_path / "demo"))
+    assert not ensure_demo_dataset(other, _Args()) and not (tmp_path / "my-data").exists()
+    assert not (tmp_path / "demo").exists()
+
+
+def test_train_help_is_short_and_help_all_is_complete() -> None:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    short = subprocess.run(
+        [sys.executable, "-m", "hf_spamguard", "train", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    full = subprocess.run(
+        [sys.executable, "-m", "hf_spamguard", "train", "--help-all"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert short.returncode == 0 and full.returncode == 0, short.stderr[-2000:] + full.stderr[-2000:]
+    assert short.stdout.startswith("usage: spamguard train --config FILE.yaml")
+    for needed in ("--config FILE.yaml", "--help-all", "--dataset", "--demo_dataset_dir", "--model_name_or_path",
+                   "--max_steps", "--learning_rate", "--output_dir", "--lora_r"):  # fmt: skip
+        assert needed in short.stdout, needed
+    assert "--adam_beta1" not in short.stdout and "--adam_beta1" in full.stdout
+    assert len(short.stdout.splitlines()) < 150 < len(full.stdout.splitlines())
+    assert "--max-steps" not in short.stdout  # one spelling per option
+    from hf_spamguard.training.console import format_help
+
+    assert format_help(prog="scripts/train.py").startswith("usage: scripts/train.py --config FILE.yaml")
+
+
+def test_config_given_with_an_equals_sign() -> None:
+    from hf_spamguard.training.run import parse_args
+
+    project, sft, _ = parse_args([f"--config={TINY}", "--max_steps", "3"], cuda=False)
+    assert project.demo_dataset_dir == "outputs/demo-listings" and sft.max_steps == 3
+
+
+def test_portable_base_names(tmp_path: Path) -> None:
+    from hf_spamguard.modeling import portable_base_name
+
+    snapshot = tmp_path / "hub" / "models--Qwen--Qwen3-VL-2B-Instruct" / "snapshots" / "0123abc"
+    snapshot.mkdir(parents=True)
+    assert portable_base_name(snapshot) == ("Qwen/Qwen3-VL-2B-Instruct", "Hub id of the cache snapshot")
+    local = tmp_path / "models" / "my-base"
+    local.mkdir(parents=True)
+    assert portable_base_name(local)[0] == "my-base"
+    assert portable_base_name(local, "org/base")[0] == "org/base"
+    assert portable_base_name("Qwen/Qwen3-VL-2B-Instruct")[0] == "Qwen/Qwen3-VL-2B-Instruct"

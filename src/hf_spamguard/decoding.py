@@ -23,10 +23,11 @@ followed by ``"`` and then only spaces / ``}`` closes the string. End-of-turn to
 
 from __future__ import annotations
 
+import codecs
 import copy
 import inspect
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -359,12 +360,98 @@ def json_string_safe(text: str) -> bool:
     return '"' not in text and "\\" not in text and text.isprintable()
 
 
+def _byte_values() -> dict[str, int]:
+    """The byte-level BPE alphabet (GPT-2's ``bytes_to_unicode``, used by Qwen): character → byte."""
+    printable = (
+        list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAC + 1)) + list(range(0xAE, 0xFF + 1))
+    )
+    chars = printable[:]
+    n = 0
+    for b in range(256):
+        if b not in printable:
+            printable.append(b)
+            chars.append(256 + n)
+            n += 1
+    return {chr(c): b for b, c in zip(printable, chars, strict=True)}
+
+
+def _token_bytes(tokenizer: Any, n_tok: int) -> list[bytes | None] | None:
+    """The raw bytes of every token of a byte-level BPE tokenizer (``None`` for tokens outside the byte
+    alphabet: added tokens), or ``None`` when the tokenizer is not byte-level (no byte view exists)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if type(getattr(backend, "decoder", None)).__name__ != "ByteLevel":
+        return None
+    table = _byte_values()
+    out: list[bytes | None] = []
+    for piece in tokenizer.convert_ids_to_tokens(list(range(n_tok))):
+        try:
+            out.append(bytes(table[c] for c in piece) if piece else None)
+        except KeyError:
+            out.append(None)
+    return out
+
+
+def _utf8_split(data: bytes) -> tuple[str, bytes] | None:
+    """``(text, pending)``: the complete characters of ``data`` and the bytes of an unfinished last one
+    (a valid prefix), or ``None`` when ``data`` is not valid UTF-8 so far (a stray continuation byte, an
+    invalid lead...)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        text = decoder.decode(data, final=False)
+    except UnicodeDecodeError:
+        return None
+    return text, decoder.getstate()[0]
+
+
 @dataclass(frozen=True)
 class _ReasonVocab:
-    forbidden: torch.Tensor  # bool (vocab,): never allowed inside the string
+    forbidden: torch.Tensor  # bool (vocab,): never allowed inside the string (from a clean state)
     closing: torch.Tensor  # bool (vocab,): ends the string (closing quote, optionally followed by "}")
     stop: torch.Tensor  # bool (vocab,): end-of-turn tokens, also end the string
     texts: tuple[str, ...]  # decoded text of every token id
+    # Byte-level tokenizers only (else None / empty): the bytes of each token, the tokens that leave an
+    # unfinished character behind, and the tokens starting with a continuation byte (the only ones that
+    # can finish a character another token started).
+    token_bytes: tuple[bytes | None, ...] | None = None
+    opens: torch.Tensor | None = None
+    continuations: tuple[int, ...] = ()
+    pending_masks: dict[bytes, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+
+    def step_mask(self, pending: bytes, *, first: bool, last: bool) -> torch.Tensor:
+        """Forbidden tokens (bool, vocab) for a row whose string so far ends with the unfinished
+        character ``pending`` (``b""``: a clean end); ``first``: the string may not end yet; ``last``:
+        the token must leave the string valid UTF-8 (no unfinished character)."""
+        if pending:
+            forbidden, opens = self._pending(pending)
+        else:
+            forbidden, opens = self.forbidden, self.opens
+            if first:
+                forbidden = forbidden | self.closing | self.stop
+        if last and opens is not None:
+            forbidden = forbidden | opens
+        return forbidden
+
+    def _pending(self, pending: bytes) -> tuple[torch.Tensor, torch.Tensor]:
+        cached = self.pending_masks.get(pending)
+        if cached is not None:
+            return cached
+        forbidden = torch.ones_like(self.forbidden)  # closing and end-of-turn tokens included
+        opens = torch.zeros_like(self.forbidden)
+        assert self.token_bytes is not None
+        for i in self.continuations:
+            split = _utf8_split(pending + self.token_bytes[i])  # type: ignore[operator]
+            if split is not None and json_string_safe(split[0]):
+                forbidden[i] = False
+                opens[i] = bool(split[1])
+        self.pending_masks[pending] = (forbidden, opens)
+        return forbidden, opens
+
+    def after(self, pending: bytes, token: int) -> bytes:
+        """The unfinished character after appending ``token`` to a string ending with ``pending``."""
+        if self.token_bytes is None or self.token_bytes[token] is None:
+            return b""
+        split = _utf8_split(pending + self.token_bytes[token])  # type: ignore[operator]
+        return b"" if split is None else split[1]
 
 
 def _reason_vocab(tokenizer: Any, vocab_size: int) -> _ReasonVocab:
@@ -375,6 +462,7 @@ def _reason_vocab(tokenizer: Any, vocab_size: int) -> _ReasonVocab:
     n_tok = len(tokenizer)
     texts = tokenizer.batch_decode([[i] for i in range(min(n_tok, vocab_size))], skip_special_tokens=False)
     texts = list(texts) + [""] * (vocab_size - len(texts))
+    raw = _token_bytes(tokenizer, min(n_tok, vocab_size))
     # Special tokens and every added token (special or not: <think>, tool-call markers...) are markup.
     special = set(getattr(tokenizer, "all_special_ids", []) or [])
     special |= {int(i) for i in (getattr(tokenizer, "added_tokens_decoder", {}) or {})}
@@ -384,6 +472,8 @@ def _reason_vocab(tokenizer: Any, vocab_size: int) -> _ReasonVocab:
     forbidden = torch.zeros(vocab_size, dtype=torch.bool)
     closing = torch.zeros(vocab_size, dtype=torch.bool)
     stop = torch.zeros(vocab_size, dtype=torch.bool)
+    opens = torch.zeros(vocab_size, dtype=torch.bool)
+    continuations: list[int] = []
     for i, text in enumerate(texts):
         if i >= n_tok:
             forbidden[i] = True  # padded embedding rows past the tokenizer
@@ -394,15 +484,42 @@ def _reason_vocab(tokenizer: Any, vocab_size: int) -> _ReasonVocab:
         if i in special or text == "":
             forbidden[i] = True
             continue
+        pending = b""
+        if raw is not None:
+            # A byte-level token is a byte string, not always whole characters: judged on its complete
+            # characters; one that ends inside a character "opens" it, one starting inside a character
+            # can only follow a token that opened one (see _ReasonVocab.step_mask).
+            if raw[i] is None:
+                forbidden[i] = True
+                continue
+            if raw[i][:1] and 0x80 <= raw[i][0] <= 0xBF:
+                continuations.append(i)
+            split = _utf8_split(raw[i])
+            if split is None:
+                forbidden[i] = True
+                continue
+            text, pending = split
+        elif "\ufffd" in text:
+            forbidden[i] = True  # a piece of a character (byte fallback): would decode as U+FFFD
+            continue
         head, quote, tail = text.partition('"')
         if not json_string_safe(head):
             forbidden[i] = True
         elif quote:
-            if set(tail) <= set(" }"):
+            if set(tail) <= set(" }") and not pending:
                 closing[i] = True
             else:
                 forbidden[i] = True
-    result = _ReasonVocab(forbidden, closing, stop, tuple(texts))
+        opens[i] = bool(pending)
+    result = _ReasonVocab(
+        forbidden,
+        closing,
+        stop,
+        tuple(texts),
+        token_bytes=None if raw is None else tuple(raw) + (None,) * (vocab_size - len(raw)),
+        opens=opens,
+        continuations=tuple(continuations),
+    )
     try:
         cache = getattr(tokenizer, "_spamguard_cache", None)
         if cache is None:
@@ -417,24 +534,41 @@ def _reason_vocab(tokenizer: Any, vocab_size: int) -> _ReasonVocab:
 class ReasonLogitsProcessor(LogitsProcessor):
     """Masks every token that would break the JSON string being generated (see the module docstring).
 
-    With ``min_tokens``, closing and end-of-turn tokens are also forbidden for the first steps.
-    Usable with ``model.generate`` (``logits_processor=[...]``); :func:`generate_reasons` applies the
-    same vocabulary on the KV-cache walk.
+    With ``min_tokens``, closing and end-of-turn tokens are also forbidden for the first steps. With
+    ``max_new_tokens`` (the ``generate`` call's), the last token must leave valid UTF-8. Usable with
+    ``model.generate`` (``logits_processor=[...]``; the generated part starts at ``prompt_len``);
+    :func:`generate_reasons` applies the same rule on the KV-cache walk.
     """
 
     def __init__(
-        self, tokenizer: Any, vocab_size: int | None = None, *, min_tokens: int = 0, prompt_len: int = 0
+        self,
+        tokenizer: Any,
+        vocab_size: int | None = None,
+        *,
+        min_tokens: int = 0,
+        prompt_len: int = 0,
+        max_new_tokens: int | None = None,
     ):
         self.vocab = _reason_vocab(tokenizer, vocab_size or len(tokenizer))
         self.min_tokens = min_tokens
         self.prompt_len = prompt_len
+        self.max_new_tokens = max_new_tokens
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        mask = self.vocab.forbidden.to(scores.device)
         step = input_ids.shape[1] - self.prompt_len if input_ids is not None else self.min_tokens
-        if step < self.min_tokens:
-            mask = mask | self.vocab.closing.to(scores.device) | self.vocab.stop.to(scores.device)
-        return scores.masked_fill(mask[: scores.shape[-1]], float("-inf"))
+        last = self.max_new_tokens is not None and step == self.max_new_tokens - 1
+        rows = []
+        for i in range(scores.shape[0]):
+            pending = b""
+            if input_ids is not None and self.vocab.token_bytes is not None:
+                for token in input_ids[i, self.prompt_len :].tolist():
+                    pending = self.vocab.after(pending, token)
+            mask = self.vocab.step_mask(pending, first=False, last=last)
+            if step < self.min_tokens:
+                mask = mask | self.vocab.closing | self.vocab.stop
+            rows.append(mask)
+        mask = torch.stack(rows).to(scores.device)
+        return scores.masked_fill(mask[:, : scores.shape[-1]], float("-inf"))
 
 
 @torch.no_grad()
@@ -448,34 +582,49 @@ def generate_reasons(
 ) -> list[str]:
     """Greedy, constrained decoding of one JSON string per row, continuing ``state`` (which ends after
     the opening quote). At least one token is generated; a row ends at its closing quote, at an
-    end-of-turn token or after ``max_new_tokens``. Returns the raw strings (callers clean them with
-    :func:`hf_spamguard.verdict.clean_reason`)."""
+    end-of-turn token or after ``max_new_tokens``. Each string is decoded as a whole and is valid UTF-8
+    by construction: a byte-level token that starts a multi-byte character can only be followed by
+    tokens that finish it, and the last token may not leave one unfinished (no U+FFFD). Returns the raw
+    strings (callers clean them with :func:`hf_spamguard.verdict.clean_reason`)."""
     vocab = _reason_vocab(tokenizer, state.last_logits.shape[-1])
-    batch = state.last_logits.shape[0]
+    batch, width = state.last_logits.shape
     device = state.last_logits.device
-    forbidden = vocab.forbidden.to(device)
-    ends = (vocab.closing | vocab.stop).to(device)
     generated: list[list[int]] = [[] for _ in range(batch)]
+    clean = [0] * batch  # length of the longest prefix of generated[i] that ends on a whole character
+    pending = [b""] * batch
     tails = [""] * batch
     done = [False] * batch
+    masks: dict[tuple[bytes, bool, bool], torch.Tensor] = {}
     for step in range(max_new_tokens):
-        mask = forbidden | ends if step == 0 else forbidden
-        scores = state.last_logits.masked_fill(mask[None, : state.last_logits.shape[-1]], float("-inf"))
+        first, last = step == 0, step == max_new_tokens - 1
+        rows = []
+        for i in range(batch):
+            key = (pending[i], first, last)
+            if key not in masks:
+                masks[key] = vocab.step_mask(*key[:1], first=first, last=last)[:width].to(device)
+            rows.append(masks[key])
+        scores = state.last_logits.masked_fill(torch.stack(rows), float("-inf"))
         next_ids = scores.argmax(dim=-1).tolist()
+        possible = torch.isfinite(scores).any(dim=-1).tolist()
         feed: list[list[int]] = []
         for i, tok in enumerate(next_ids):
             if done[i]:
                 feed.append([])
                 continue
-            if bool(vocab.closing[tok]):
+            if not possible[i]:  # no token finishes the character: end the string before it
+                done[i] = True
+            elif not pending[i] and bool(vocab.closing[tok]):
                 tails[i] = vocab.texts[tok].partition('"')[0]
                 done[i] = True
-            elif bool(vocab.stop[tok]):
+            elif not pending[i] and bool(vocab.stop[tok]):
                 done[i] = True
             else:
                 generated[i].append(tok)
+                pending[i] = vocab.after(pending[i], tok)
+                if not pending[i]:
+                    clean[i] = len(generated[i])
             feed.append([] if done[i] else [tok])
-        if all(done) or step == max_new_tokens - 1:
+        if all(done) or last:
             break
         state = extend(model, state, feed, pad_id=pad_id)
-    return [tokenizer.decode(g) + t for g, t in zip(generated, tails, strict=True)]
+    return [tokenizer.decode(g[:n]) + t for g, n, t in zip(generated, clean, tails, strict=True)]

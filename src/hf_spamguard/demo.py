@@ -76,11 +76,14 @@ class DemoConfig:
 
     @classmethod
     def quick(cls) -> DemoConfig:
+        """The smoke-test sizes of ``spamguard demo --quick``: every step runs, on as little as keeps both
+        classes in every split (80 listings, 2 steps, 4-token photos, no reasons, one C)."""
         return cls(
-            n_listings=120,
-            max_steps=4,
-            max_train_samples=32,
-            max_eval_samples=24,
+            n_listings=80,
+            max_steps=2,
+            max_train_samples=16,
+            max_eval_samples=16,
+            max_pixels=4096,
             reason=False,
             baseline_cs=(1.0,),
             baseline_cv=2,
@@ -207,13 +210,24 @@ def _train_baseline(dataset_dir: Path, out_dir: Path, cfg: DemoConfig) -> dict[s
 
 
 def _train_vlm(dataset_dir: Path, baseline_dir: Path, base_dir: Path, out_dir: Path, cfg: DemoConfig) -> Any:
+    import tempfile
+
+    # The Trainer's output_dir holds nothing the demo keeps (no checkpoints, no logs): a temporary folder
+    # next to the model, removed afterwards, so no empty models/vlm_training/ is left behind.
+    with tempfile.TemporaryDirectory(prefix=".vlm_training-", dir=out_dir.parent) as scratch:
+        return _train_vlm_in(dataset_dir, baseline_dir, base_dir, out_dir, cfg, Path(scratch))
+
+
+def _train_vlm_in(
+    dataset_dir: Path, baseline_dir: Path, base_dir: Path, out_dir: Path, cfg: DemoConfig, scratch: Path
+) -> Any:
     from hf_spamguard.training import parse_args, train
 
     argv = [
         "--dataset", str(dataset_dir),
         "--model_name_or_path", str(base_dir),
         "--baseline_dir", str(baseline_dir),
-        "--output_dir", str(out_dir.parent / "vlm_training"),
+        "--output_dir", str(scratch),
         "--final_dir", str(out_dir),
         "--dtype", "float32",
         "--use_peft", "true",
@@ -365,7 +379,10 @@ def run_demo(
             if losses:
                 say(f"loss {losses[0]:.3f} → {losses[-1]:.3f}")
             th = result.thresholds
-            say(f"temperature {result.temperature:.3g}, review {th['review']:.3f}, demote {th['demote']:.3f}")
+            bound = " (the fit's bound)" if result.warnings else ""
+            say(
+                f"temperature {result.temperature:.3g}{bound}, review {th['review']:.3f}, demote {th['demote']:.3f}"
+            )
             notes += [f"fine-tune: {n}" for n in result.notes]
 
         predictions: dict[str, Path] = {}
@@ -378,9 +395,15 @@ def run_demo(
                 predict_to_jsonl(
                     folder, dataset_dir, split="test", out=predictions[name], batch_size=16, reason=reason
                 )
-                n = len(_read_jsonl(predictions[name]))
+                rows = _read_jsonl(predictions[name])
+                n = len(rows)
                 speed[name] = n / max(time.perf_counter() - t0, 1e-9)
                 say(f"{name}: {n} rows, {speed[name]:.0f}/s")
+                if name == "vlm":
+                    spread = [float(r["confidence"]) for r in rows] or [float("nan")]
+        vlm_signal = _signal_note(result, min(spread), max(spread))
+        if vlm_signal:
+            notes.append(f"tiny Qwen3-VL: {vlm_signal}")
 
         metrics: dict[str, dict[str, Any]] = {}
         reports: dict[str, Path] = {}
@@ -406,7 +429,8 @@ def run_demo(
                 model_dir,
                 ModelCardFacts(
                     **{**sidecars, "system_prompt": sidecars["system_prompt"] or SYSTEM_PROMPT},
-                    base_model=str(base_dir),
+                    # the folder's name, not this machine's path (the card is published)
+                    base_model=base_dir.name,
                     adapter=(model_dir / ADAPTER_CONFIG_FILE).is_file(),
                     training_config=training_config,
                     dataset=str(dataset_dir),
@@ -445,6 +469,12 @@ def run_demo(
                 "metrics": {k: flatten_metrics(v) for k, v in metrics.items()},
                 "thresholds": {"baseline": _thresholds_of(baseline_dir), "vlm": _thresholds_of(model_dir)},
                 "predict_rows_per_s": {k: round(v, 1) for k, v in speed.items()},
+                "vlm_calibration": {
+                    "temperature": result.temperature,
+                    "at_bound": bool(result.warnings),
+                    "test_confidence_range": [min(spread), max(spread)],
+                    "note": vlm_signal,
+                },
                 "timings_s": steps.timings,
                 "total_s": round(time.perf_counter() - started, 1),
                 "paths": {
@@ -476,6 +506,18 @@ def run_demo(
     )
 
 
+def _signal_note(result: Any, low: float, high: float) -> str | None:
+    """What the summary says when the fine-tuned tiny model's calibration found no signal (its
+    temperature fit ended on the upper bound, squashing every confidence towards 0.5)."""
+    if not result.warnings or result.temperature < 1.0:
+        return None
+    return (
+        f"its temperature fit hit the upper bound (T = {result.temperature:.3g}): the random model carries "
+        f"no signal a calibration can use, so every test confidence lies in {low:.3f}–{high:.3f} and its "
+        "thresholds sit there too; a real Qwen3-VL fine-tune is needed for meaningful VLM numbers"
+    )
+
+
 def _print_summary(console: Any, summary: dict[str, Any]) -> None:
     from rich import box
     from rich.table import Table
@@ -495,13 +537,12 @@ def _print_summary(console: Any, summary: dict[str, Any]) -> None:
 
     for metric, title in SUMMARY_METRICS:
         table.add_row(title, *(cell(summary["metrics"][k].get(metric)) for k in models))
-    table.add_row(
-        "review / demote at",
-        *(
-            f"{summary['thresholds'][k]['review']:.2f} / {summary['thresholds'][k]['demote']:.2f}"
-            for k in models
-        ),
-    )
+
+    def band(th: dict[str, float]) -> str:
+        text = f"{th['review']:.3f} / {th['demote']:.3f}"
+        return text + " (no review band)" if th["review"] == th["demote"] else text
+
+    table.add_row("review / demote at", *(band(summary["thresholds"][k]) for k in models))
     table.add_row("predict rows/s", *(f"{summary['predict_rows_per_s'][k]:.0f}" for k in models))
     console.print(table)
     paths = summary["paths"]
@@ -512,6 +553,9 @@ def _print_summary(console: Any, summary: dict[str, Any]) -> None:
         f"  dataset      {paths['dataset']}\n"
         f"  Hub folders  {paths['hub']} (upload with `spamguard publish --model DIR --repo-id ORG/NAME`)"
     )
+    note = (summary.get("vlm_calibration") or {}).get("note")
+    if note:
+        console.print(f"[yellow]Note:[/yellow] tiny Qwen3-VL: {note}.")
     console.print(
         "[dim]The tiny VLM starts from random weights: its numbers prove the pipeline, not model quality.[/dim]"
     )

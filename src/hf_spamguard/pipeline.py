@@ -109,8 +109,14 @@ def _build_pipeline_class() -> type:
 
     from hf_spamguard.modeling import SpamGuardQwen3VLProcessor, load_processor
     from hf_spamguard.policy import Thresholds, as_thresholds, decide
-    from hf_spamguard.prompts import PromptConfig
-    from hf_spamguard.scoring import encode_prompt_batch, label_tokens, listing_prompt, score_batch
+    from hf_spamguard.prompts import PreparedImage, PromptConfig
+    from hf_spamguard.scoring import (
+        check_temperature,
+        encode_prompt_batch,
+        label_tokens,
+        listing_prompt,
+        score_batch,
+    )
     from hf_spamguard.verdict import make_verdict
 
     class ListingSpamPipeline(Pipeline):
@@ -183,13 +189,8 @@ def _build_pipeline_class() -> type:
             if self.model_dir is not None:
                 calib = read_json(self.model_dir / CALIBRATION_FILE)
                 if calib is not None:
-                    temperature = calib.get("temperature")
-                    if not isinstance(temperature, int | float) or not temperature > 0:
-                        raise ValueError(
-                            f"{self.model_dir / CALIBRATION_FILE}, field 'temperature': expected a positive "
-                            f"number, got {temperature!r}"
-                        )
-                    self.default_temperature = float(temperature)
+                    where = f"{self.model_dir / CALIBRATION_FILE}, field 'temperature'"
+                    self.default_temperature = check_temperature(calib.get("temperature"), where)
                 if (self.model_dir / POLICY_FILE).is_file():
                     self.default_policy = Thresholds.load(self.model_dir)
 
@@ -221,9 +222,7 @@ def _build_pipeline_class() -> type:
                     raise ValueError(f"max_reason_tokens must be >= 0, got {max_reason_tokens}")
                 forward["max_reason_tokens"] = int(max_reason_tokens)
             if temperature is not None:
-                if not float(temperature) > 0:
-                    raise ValueError(f"temperature must be > 0, got {temperature}")
-                forward["temperature"] = float(temperature)
+                forward["temperature"] = check_temperature(temperature, "temperature")
             if policy is not None:
                 # False switches off a default policy read from the model folder's policy.json.
                 post["policy"] = False if policy is False else as_thresholds(policy)
@@ -232,7 +231,14 @@ def _build_pipeline_class() -> type:
             return {}, forward, post
 
         def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
-            """Score one listing, a list (returns a list) or a dataset / generator (returns an iterator)."""
+            """Score one listing, a list (returns a list) or a dataset / generator (returns an iterator).
+            An empty list gives an empty list (the options are still checked)."""
+            if isinstance(inputs, list | tuple) and len(inputs) == 0:
+                # Checked as a non-empty call would be; batch_size / num_workers are Pipeline.__call__'s.
+                self._sanitize_parameters(
+                    **{k: v for k, v in kwargs.items() if k not in ("batch_size", "num_workers")}
+                )
+                return []
             return super().__call__(_as_pipeline_input(inputs), *args, **kwargs)
 
         def preprocess(self, inputs: Any) -> dict[str, Any]:
@@ -241,8 +247,42 @@ def _build_pipeline_class() -> type:
                 self.processor, text, image, prompt_config=self.prompt_config, load_image=self.load_image
             )
             # Plain Python values: the default collate turns them into lists, _forward runs the processor
-            # on the whole batch (left padding, images of varying sizes).
-            return {"prompt": prompt, "images": images}
+            # on the whole batch (left padding, images of varying sizes). The text is kept to rebuild the
+            # prompt of a row whose photo the processor refuses.
+            return {"prompt": prompt, "images": images, "text": text}
+
+        def _encode(self, prompts: list[str], images: list[list[Any]], texts: list[Any]) -> Any:
+            """The processor batch; a photo the processor refuses costs only its own row its photo.
+
+            :func:`hf_spamguard.prompts.prepare_image` already gives every photo a size and shape the
+            Qwen-VL processor takes; should one still be refused (another processor, another rule), the
+            batch is not lost: each row with photos is tried alone, and a refused row is scored as a
+            listing whose photo could not be read (the prompt says so), with a warning.
+            """
+            try:
+                return encode_prompt_batch(self.processor, prompts, images)
+            except (ValueError, TypeError, RuntimeError) as batch_error:
+                prompts, images = list(prompts), list(images)
+                refused = 0
+                for i, row_images in enumerate(images):
+                    if not row_images:
+                        continue
+                    try:
+                        encode_prompt_batch(self.processor, [prompts[i]], [row_images])
+                    except (ValueError, TypeError, RuntimeError) as err:
+                        refused += 1
+                        unreadable = PreparedImage(None, "corrupt", f"{type(err).__name__}: {err}")
+                        prompts[i], images[i] = listing_prompt(
+                            self.processor, texts[i], unreadable, prompt_config=self.prompt_config
+                        )
+                        warnings.warn(
+                            f"listing-spam: the processor refused a photo ({err}); that listing is scored "
+                            "as one whose photo could not be read",
+                            stacklevel=2,
+                        )
+                if not refused:  # every row encodes alone: not a photo's fault
+                    raise batch_error
+                return encode_prompt_batch(self.processor, prompts, images)
 
         def _forward(
             self,
@@ -251,10 +291,10 @@ def _build_pipeline_class() -> type:
             max_reason_tokens: int = 48,
             temperature: float | None = None,
         ) -> dict[str, list]:
-            prompts, images = model_inputs["prompt"], model_inputs["images"]
+            prompts, images, texts = model_inputs["prompt"], model_inputs["images"], model_inputs["text"]
             if isinstance(prompts, str):  # batch_size=1: not collated
-                prompts, images = [prompts], [images]
-            batch = encode_prompt_batch(self.processor, prompts, images)
+                prompts, images, texts = [prompts], [images], [texts]
+            batch = self._encode(prompts, images, texts)
             out = score_batch(
                 self.model,
                 self.tokenizer,
@@ -299,16 +339,55 @@ _TRANSFORMERS_PIPELINES = "transformers.pipelines"
 
 
 def _register_now() -> None:
+    import transformers.pipelines as pipelines_module
     from transformers import AutoModelForImageTextToText
     from transformers.pipelines import PIPELINE_REGISTRY
 
     cls = _build_pipeline_class()
+    _prefer_installed_class(pipelines_module)
     current = PIPELINE_REGISTRY.supported_tasks.get(TASK)
     if current is not None and current.get("impl") is cls:
         return  # idempotent: no "already registered" warning on repeated calls
     PIPELINE_REGISTRY.register_pipeline(
         TASK, pipeline_class=cls, pt_model=AutoModelForImageTextToText, type="multimodal"
     )
+
+
+def _prefer_installed_class(pipelines_module: Any) -> None:
+    """Let ``pipeline("listing-spam", model=<folder with our remote code>)`` use the registered class.
+
+    A folder written by :func:`save_pipeline_files` carries a ``custom_pipelines`` entry for the task in
+    its ``config.json`` (so that it loads where this package is not installed), and ``transformers.pipeline``
+    refuses any task found there unless ``trust_remote_code=True`` -- even though the same code is
+    installed and registered here. ``pipeline()`` reads that entry from the config it loads with the
+    ``AutoConfig`` of its own module; the stand-in below drops *our* entry (impl
+    ``spamguard_pipeline.ListingSpamPipeline``) when the call did not ask for remote code, so the task
+    resolves to the registered class; with ``trust_remote_code=True`` the folder's copy is used, as
+    transformers does. A custom pipeline of anyone else is left alone. Patched on the module rather than
+    by wrapping ``pipeline()``, so that it works whichever of ``import hf_spamguard`` and ``from
+    transformers import pipeline`` comes first. Idempotent.
+    """
+    original = pipelines_module.AutoConfig
+    if getattr(original, "_spamguard_stand_in", False):
+        return
+
+    class AutoConfig(original):  # type: ignore[misc, valid-type] - only from_pretrained differs
+        _spamguard_stand_in = True
+
+        @classmethod
+        def from_pretrained(cls, *args: Any, **kwargs: Any) -> Any:
+            config = original.from_pretrained(*args, **kwargs)
+            entries = getattr(config, "custom_pipelines", None)
+            ours = isinstance(entries, dict) and str((entries.get(TASK) or {}).get("impl", "")).startswith(
+                REMOTE_ENTRY + "."
+            )
+            if ours and kwargs.get("_from_pipeline") == TASK and not kwargs.get("trust_remote_code"):
+                config.custom_pipelines = {k: v for k, v in entries.items() if k != TASK}
+            return config
+
+    AutoConfig.__qualname__ = original.__qualname__
+    AutoConfig.__module__ = original.__module__
+    pipelines_module.AutoConfig = AutoConfig
 
 
 class _RegisterAfterImport(importlib.abc.MetaPathFinder):
@@ -387,11 +466,15 @@ def load_pipeline(
 
 
 def save_calibration(model_dir: str | os.PathLike, temperature: float) -> Path:
-    """Write ``calibration.json`` (``{"temperature": T}``) into ``model_dir`` atomically."""
-    if not float(temperature) > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
+    """Write ``calibration.json`` (``{"temperature": T}``) into ``model_dir`` atomically.
+
+    ``temperature`` must be a finite number in :data:`hf_spamguard.scoring.TEMPERATURE_RANGE`
+    (``ValueError`` naming the file otherwise): a file the pipeline would refuse is never written."""
+    from hf_spamguard.scoring import check_temperature
+
     path = Path(model_dir) / CALIBRATION_FILE
-    atomic_write_text(path, json.dumps({"temperature": float(temperature)}, indent=2) + "\n")
+    temperature = check_temperature(temperature, f"{path}, field 'temperature'")
+    atomic_write_text(path, json.dumps({"temperature": temperature}, indent=2) + "\n")
     return path
 
 

@@ -57,6 +57,13 @@ ANSWER_SUFFIX = '"}'
 #: Qwen3-VL spends one LLM token per 32x32 pixels (16 px patches, 2x2 spatial merge).
 PIXELS_PER_TOKEN_SIDE = 32
 
+#: Qwen-VL image processors refuse a photo whose long side is 200 times its short side or more
+#: ("absolute aspect ratio must be smaller than 200"), which would fail the whole batch.
+PROCESSOR_MAX_ASPECT_RATIO = 200
+#: Photos more elongated than this are padded (centred on white) before resizing: half the processor's
+#: limit, so that rounding the sides to multiples of 32 px can never push a photo past it.
+MAX_ASPECT_RATIO = 100
+
 NOTE_NO_IMAGE = "No photo was provided for this listing; judge from the text alone."
 NOTE_CORRUPT_IMAGE = "The photo of this listing could not be read; judge from the text alone."
 NOTE_TRUNCATED = "[description truncated]"
@@ -165,6 +172,20 @@ def _fit_to_budget(width: int, height: int, max_pixels: int) -> tuple[int, int]:
     return w, h
 
 
+def _pad_to_aspect_ratio(img: Any, limit: float = MAX_ASPECT_RATIO) -> Any:
+    """``img`` centred on a white canvas whose long side is at most ``limit`` times its short side (the
+    photo itself unchanged: a 7000x30 strip becomes 7000x70); ``img`` itself when already within."""
+    from PIL import Image
+
+    width, height = img.size
+    if max(width, height) <= limit * min(width, height):
+        return img
+    size = (width, math.ceil(width / limit)) if width > height else (math.ceil(height / limit), height)
+    canvas = Image.new("RGB", size, (255, 255, 255))
+    canvas.paste(img, ((size[0] - width) // 2, (size[1] - height) // 2))
+    return canvas
+
+
 def prepare_image(
     image: Any, config: PromptConfig | None = None, *, load_image: Callable[[Any], Any] | None = None
 ) -> PreparedImage:
@@ -172,8 +193,13 @@ def prepare_image(
     ``config.max_pixels`` (sides multiples of 32).
 
     ``None`` / empty → status ``missing``; anything that cannot be decoded → status ``corrupt`` (the
-    prompt then says so instead of failing the whole batch).
+    prompt then says so instead of failing the whole batch). A photo longer than
+    :data:`MAX_ASPECT_RATIO` times its width (or the reverse: a 7000x30 banner) is padded to that ratio
+    first, so the result is always one the Qwen-VL processor accepts. A :class:`PreparedImage` is
+    returned as it is (a caller that already knows a photo is unusable passes its verdict on).
     """
+    if isinstance(image, PreparedImage):
+        return image
     config = config or PromptConfig()
     if image is None or (isinstance(image, str | bytes | bytearray) and len(image) == 0):
         return PreparedImage(None, "missing")
@@ -183,11 +209,15 @@ def prepare_image(
             return PreparedImage(None, "missing")
         from PIL import Image
 
-        img = img.convert("RGB")
+        img = _pad_to_aspect_ratio(img.convert("RGB"))
         w, h = _fit_to_budget(img.width, img.height, config.max_pixels)
         if (w, h) != img.size:
             # reducing_gap makes 8000x8000 -> 512x512 fast (draft reduction, then a proper filter).
             img = img.resize((w, h), Image.Resampling.BICUBIC, reducing_gap=3.0)
+        if max(w, h) >= PROCESSOR_MAX_ASPECT_RATIO * min(w, h):  # unreachable by the sizes above: a guard
+            return PreparedImage(
+                None, "corrupt", f"aspect ratio {max(w, h) / min(w, h):.0f}:1 is too extreme"
+            )
         return PreparedImage(img, "ok")
     except Exception as err:  # noqa: BLE001 - any decoding failure means "the photo could not be read"
         return PreparedImage(None, "corrupt", f"{type(err).__name__}: {err}")

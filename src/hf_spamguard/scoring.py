@@ -21,6 +21,7 @@ review teacher, which walks one KV cache through ``{"ads": <l1>, "irrelevant": <
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -33,11 +34,15 @@ from hf_spamguard.prompts import ANSWER_PREFIX, REASON_PREFIX, build_messages, m
 from hf_spamguard.verdict import make_verdict
 
 __all__ = [
+    "FIT_TEMPERATURE_BOUNDS",
+    "TEMPERATURE_RANGE",
     "LabelTokens",
     "apply_temperature",
+    "check_temperature",
     "encode_listings",
     "encode_prompt_batch",
     "fit_temperature",
+    "temperature_fit_note",
     "label_tokens",
     "listing_prompt",
     "score_batch",
@@ -156,25 +161,83 @@ def encode_listings(
 # --------------------------------------------------------------------------------------------------
 # Temperature
 # --------------------------------------------------------------------------------------------------
+#: Temperatures accepted anywhere (calibration.json, per call, fits). Outside it a temperature is a
+#: broken file rather than a calibration: T = inf (or 1e300) turns every listing into 0.5, T = 1e-300
+#: every confidence into 0 or 1.
+TEMPERATURE_RANGE: tuple[float, float] = (1e-3, 1e3)
+
+#: The search interval of :func:`fit_temperature`. A fit that ends on one of its ends is reported as
+#: such (:func:`temperature_fit_note`): the validation scores asked for something more extreme.
+FIT_TEMPERATURE_BOUNDS: tuple[float, float] = (0.05, 20.0)
+
+
+def check_temperature(value: Any, where: str = "temperature") -> float:
+    """``value`` as a float if it is a real number (not a bool, not a string) within
+    :data:`TEMPERATURE_RANGE`; otherwise ``ValueError`` ``"<where>: expected a finite number in
+    [0.001, 1000], got <value>"`` (``where`` names the file and field, or the option)."""
+    lo, hi = TEMPERATURE_RANGE
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    # numpy / torch scalars are numbers too (fit results); strings and bools are not.
+    if not ok and hasattr(value, "item") and not isinstance(value, str | bytes):
+        with contextlib.suppress(TypeError, ValueError):
+            value = value.item()
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if not ok or not math.isfinite(value) or not lo <= value <= hi:
+        raise ValueError(f"{where}: expected a finite number in [{lo:g}, {hi:g}], got {value!r}")
+    return float(value)
+
+
 def apply_temperature(logit_diff: torch.Tensor | float, temperature: float = 1.0) -> torch.Tensor:
-    """Calibrated P(true): ``sigmoid(logit_diff / temperature)``."""
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
-    return torch.sigmoid(torch.as_tensor(logit_diff, dtype=torch.float64) / float(temperature))
+    """Calibrated P(true): ``sigmoid(logit_diff / temperature)`` (``temperature`` checked by
+    :func:`check_temperature`)."""
+    temperature = check_temperature(temperature)
+    return torch.sigmoid(torch.as_tensor(logit_diff, dtype=torch.float64) / temperature)
+
+
+def temperature_fit_note(
+    temperature: float, bounds: tuple[float, float] = FIT_TEMPERATURE_BOUNDS
+) -> str | None:
+    """A sentence for a fitted ``temperature`` that ended on a bound of the search (``None`` otherwise).
+
+    The upper bound means the validation scores carry (almost) no signal the labels agree with: the
+    fit flattens every confidence towards 0.5 (a random or untrained model, too few rows). The lower
+    bound means the fit would sharpen the scores further still: logit differences far smaller than an
+    informative model's (an untrained model), or validation rows separated perfectly.
+    """
+    lo, hi = bounds
+    if math.isclose(temperature, hi, rel_tol=1e-6):
+        return (
+            f"the temperature fit hit its upper bound (T = {hi:g}): the validation scores carry almost no "
+            "signal, so every confidence is squashed towards 0.5 (an untrained or random model, or too few "
+            "validation rows)"
+        )
+    if math.isclose(temperature, lo, rel_tol=1e-6):
+        return (
+            f"the temperature fit hit its lower bound (T = {lo:g}): it would sharpen the scores further "
+            "still (logit differences far smaller than an informative model's, as in an untrained model, or "
+            "validation rows separated perfectly); the confidences are not reliable probabilities"
+        )
+    return None
 
 
 def fit_temperature(
     logit_diffs: Sequence[float] | Any,
     labels: Sequence[int] | Any,
     *,
-    min_t: float = 0.05,
-    max_t: float = 20.0,
+    min_t: float = FIT_TEMPERATURE_BOUNDS[0],
+    max_t: float = FIT_TEMPERATURE_BOUNDS[1],
 ) -> float:
     """Temperature ``T`` minimising the NLL of ``labels`` (1 = spam/true) under ``sigmoid(d / T)``.
 
     One-dimensional and convex in ``1/T``: solved by a bracketed golden-section search on ``log T``
-    (no scipy). Returns 1.0 for fewer than two examples or a single class.
+    (no scipy) within ``[min_t, max_t]`` (both inside :data:`TEMPERATURE_RANGE`; a result on a bound is
+    worth saying: :func:`temperature_fit_note`). Returns 1.0 for fewer than two examples or a single
+    class.
     """
+    min_t = check_temperature(min_t, "fit_temperature: min_t")
+    max_t = check_temperature(max_t, "fit_temperature: max_t")
+    if not min_t < max_t:
+        raise ValueError(f"fit_temperature: min_t ({min_t:g}) must be below max_t ({max_t:g})")
     d = torch.as_tensor(list(map(float, logit_diffs)), dtype=torch.float64)
     y = torch.as_tensor(list(map(float, labels)), dtype=torch.float64)
     if d.shape != y.shape:
@@ -202,7 +265,7 @@ def fit_temperature(
             lo, a, fa = a, b, fb
             b = lo + g * (hi - lo)
             fb = nll(b)
-    return float(math.exp((lo + hi) / 2))
+    return check_temperature(math.exp((lo + hi) / 2), "fit_temperature: result")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -4,8 +4,9 @@
 - :mod:`~hf_spamguard.training.formatting`: dataset rows → conversations (shared prompt builder);
 - :mod:`~hf_spamguard.training.backends`: transformers + peft + bitsandbytes, or Unsloth;
 - :mod:`~hf_spamguard.training.trainer`: the ``SFTTrainer`` subclass (loss weights, policy-metric evaluation);
-- :mod:`~hf_spamguard.training.run`: :func:`train` / :func:`main`, used by ``scripts/train.py`` and
-  ``spamguard train``.
+- :mod:`~hf_spamguard.training.run`: :func:`train` (data, model, SFT, calibration, model folder);
+- :mod:`~hf_spamguard.training.console`: :func:`main`, the command line of ``scripts/train.py`` and
+  ``spamguard train`` (short ``--help`` / ``--help-all``, progress lines, closing summary).
 
 Importing this package does not import torch; the heavy modules load on first use.
 """
@@ -45,11 +46,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[Any, Any, Any]:
     return _parse(argv)
 
 
-def main(argv: list[str] | None = None) -> TrainResult:
-    """Parse the arguments and train (entry point of ``scripts/train.py`` and ``spamguard train``)."""
-    from hf_spamguard.training.run import main as _main
+def main(argv: list[str] | None = None, *, prog: str = "spamguard train") -> TrainResult | None:
+    """Parse the arguments and train (entry point of ``scripts/train.py`` and ``spamguard train``);
+    ``--help`` / ``--help-all`` print the options instead (``None`` returned)."""
+    from hf_spamguard.training.console import main as _main
 
-    return _main(argv)
+    return _main(argv, prog=prog)
 
 
 def __getattr__(name: str) -> Any:

@@ -164,6 +164,22 @@ class ProjectArgs:
             "when that folder has no config.json (tests and the CPU demo; no download)."
         },
     )
+    demo_dataset_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": "Build the synthetic demo listings (hf_spamguard.data.write_demo + build_dataset, what "
+            "`spamguard dataset build --demo` writes) in this folder when it is missing and it is the dataset "
+            "trained on (tiny-cpu.yaml: outputs/demo-listings; no download). Another --dataset is never built."
+        },
+    )
+    base_model_id: str | None = field(
+        default=None,
+        metadata={
+            "help": "Hub id of a base model given as a local folder, recorded in the published adapter's "
+            "adapter_config.json instead of the folder's path (default: the repo id of a Hugging Face cache "
+            "snapshot, else the folder's name)."
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:

@@ -1,7 +1,9 @@
 """Fine-tuning end to end: arguments → data → model → TRL SFT → calibration → thresholds → model folder.
 
-``scripts/train.py`` and ``spamguard train`` both call :func:`main`; tests and notebooks can call
-:func:`train` with the three argument dataclasses.
+``scripts/train.py`` and ``spamguard train`` both call :func:`hf_spamguard.training.console.main` (the
+command line: help, progress lines, the closing summary); tests and notebooks can call :func:`train` with
+the three argument dataclasses. :func:`train` reports what it does on the ``hf_spamguard.training``
+logger (shown by the command line, silent in a library call unless logging is configured).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import logging
 import math
 import os
 import shutil
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -44,6 +47,16 @@ class TrainResult:
     log_history: list[dict[str, Any]] = field(default_factory=list, metadata={"help": "Trainer log history."})
     global_step: int = field(default=0, metadata={"help": "Optimiser steps done (including resumed ones)."})
     notes: list[str] = field(default_factory=list, metadata={"help": "Defaults applied and choices made."})
+    targets_met: bool = field(
+        default=False, metadata={"help": "Whether the selected thresholds meet the policy targets."}
+    )
+    policy_notes: list[str] = field(
+        default_factory=list, metadata={"help": "What threshold selection says (targets missed, fallbacks)."}
+    )
+    warnings: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Notes that matter for using the model (a temperature fit on its bound...)."},
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -57,6 +70,9 @@ def make_parser(*, cuda: bool | None = None):  # noqa: ANN201 - TrlParser, impor
     Precedence: TRL's defaults < :data:`~hf_spamguard.training.args.PROJECT_DEFAULTS` < CPU/CUDA defaults
     (:func:`~hf_spamguard.training.args.device_defaults`) < the ``--config`` YAML < command-line flags.
     """
+    from hf_spamguard.modeling import quiet_library_noise
+
+    quiet_library_noise()  # before trl imports peft and bitsandbytes
     from trl import ModelConfig, SFTConfig, TrlParser
 
     parser = TrlParser((ProjectArgs, SFTConfig, ModelConfig))
@@ -73,7 +89,11 @@ def make_parser(*, cuda: bool | None = None):  # noqa: ANN201 - TrlParser, impor
 def parse_args(argv: Sequence[str] | None = None, *, cuda: bool | None = None) -> tuple[Any, Any, Any]:
     """Parse ``argv`` (``--config file.yaml`` plus overrides) into (ProjectArgs, SFTConfig, ModelConfig)."""
     parser = make_parser(cuda=cuda)
-    project, sft_args, model_args = parser.parse_args_and_config(list(argv) if argv is not None else None)
+    args = []
+    for arg in list(argv) if argv is not None else sys.argv[1:]:
+        # TrlParser only finds the config given as two words (`--config FILE`).
+        args.extend(["--config", arg.split("=", 1)[1]] if arg.startswith("--config=") else [arg])
+    project, sft_args, model_args = parser.parse_args_and_config(args)
     return project, sft_args, model_args
 
 
@@ -168,7 +188,10 @@ def make_reasons(
     elif project.reason_source == "evidence":
         source = "baseline's evidence rules (no fit)"
     else:
+        started = time.time()
+        _say(f"fitting the TF-IDF baseline whose explanations become the reasons ({len(train_ds)} rows) ...")
         baseline = fit_reason_baseline(train_ds["description"], train_ds["label"])
+        _say(f"  fitted in {time.time() - started:.1f} s")
         source = "baseline fitted on the training split"
     evidence_only = baseline is None
     train_reasons = baseline_reasons(
@@ -200,13 +223,22 @@ def _jsonable(value: Any) -> Any:
 
 
 def _fix_adapter_base(folder: Path, base: str) -> None:
-    """Record the base model as an absolute path when it is a local folder (the adapter must load anywhere)."""
+    """Record the base model as an absolute path when it is a local folder, so that the adapter loads from
+    any working directory on this machine (the merge right after, ``--merge false`` folders). The
+    published copy names it portably instead (:func:`hf_spamguard.modeling.portable_base_name`)."""
     cfg_path = folder / ADAPTER_CONFIG_FILE
     if not cfg_path.is_file():
         return
     cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
     cfg["base_model_name_or_path"] = str(Path(base).resolve()) if os.path.isdir(base) else base
     atomic_write_json(cfg_path, cfg, default=str)
+
+
+def _say(message: str) -> None:
+    """A progress line of the main process (on the ``hf_spamguard.training`` logger): launchers set RANK
+    in every process they start, and only rank 0 speaks."""
+    if os.environ.get("RANK", "0") in ("", "0"):
+        logger.info(message)
 
 
 def ensure_tiny_model(path: str, sft_args: Any) -> None:
@@ -217,7 +249,44 @@ def ensure_tiny_model(path: str, sft_args: Any) -> None:
         if not (Path(path) / CONFIG_FILE).is_file():
             from hf_spamguard.testing import build_tiny_qwen3_vl
 
+            started = time.time()
+            _say(f"building the tiny random Qwen3-VL in {path} (first use; no download) ...")
             build_tiny_qwen3_vl(path)
+            _say(f"  built in {time.time() - started:.1f} s")
+
+
+def ensure_demo_dataset(project: ProjectArgs, sft_args: Any) -> bool:
+    """Build the synthetic demo dataset in ``project.demo_dataset_dir`` when it is missing and it is
+    ``project.dataset`` (main process first, others wait); True when it was built now."""
+    folder = project.demo_dataset_dir
+    if not folder or not project.dataset:
+        return False
+    if os.path.abspath(project.dataset) != os.path.abspath(folder):
+        return False  # another dataset was asked for: never build demo data in its place
+    with sft_args.main_process_first(local=True, desc="build demo dataset"):
+        if os.path.exists(folder):
+            return False
+        import tempfile
+
+        from hf_spamguard.data import build_dataset, save_dataset, write_demo
+
+        started = time.time()
+        _say(
+            f"building the synthetic demo dataset in {folder} (first use; `spamguard dataset build --demo`) ..."
+        )
+        with tempfile.TemporaryDirectory(prefix="spamguard-demo-") as tmp:
+            raw = write_demo(tmp)
+            dd = build_dataset(
+                train=raw / "train.tsv",
+                validation=raw / "validation.tsv",
+                test=raw / "test.tsv",
+                image_dir=raw / "images",
+                progress=False,
+            )
+            save_dataset(dd, folder)
+        sizes = ", ".join(f"{split} {len(dd[split])}" for split in dd)
+        _say(f"  built in {time.time() - started:.1f} s: {sizes}")
+        return True
 
 
 def write_model_folder(
@@ -268,10 +337,19 @@ def write_model_folder(
     if merge:
         import torch
 
-        from hf_spamguard.modeling import merge_adapter
+        from hf_spamguard.modeling import merge_adapter, portable_base_name, set_adapter_base
 
         dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float32
         merge_adapter(weights_dir, final_dir, dtype=dtype)
+        # The adapter kept next to the merged weights is published with them: it names its base by Hub id
+        # or folder name, never by this machine's absolute path (the merge above needed that path).
+        name, how = portable_base_name(base, project.base_model_id)
+        set_adapter_base(weights_dir, name)
+        if os.path.isdir(base):
+            summary.setdefault("notes", []).append(
+                f"adapter/{ADAPTER_CONFIG_FILE} names its base model {name!r} ({how}"
+                + ("; load the adapter on its own with base_model=<folder>)" if "no Hub id" in how else ")")
+            )
     atomic_write_json(final_dir / TRAINING_ARGS_FILE, json.loads(sft_args.to_json_string()), default=str)
     save_calibration(final_dir, temperature)
     # Inference must build prompts exactly as training did (image budget, text budget).
@@ -334,10 +412,13 @@ def _calibrate(
     diffs = trainer.score(desc="calibration scoring")
     temperature = 1.0
     if project.calibrate:
-        from hf_spamguard.scoring import fit_temperature
+        from hf_spamguard.scoring import fit_temperature, temperature_fit_note
 
         temperature = float(fit_temperature(diffs, labels))
         notes.append(f"temperature {temperature:.4g} fitted on {len(labels)} evaluation rows")
+        bound = temperature_fit_note(temperature)
+        if bound:
+            notes.append(bound)
     confidences = 1.0 / (1.0 + np.exp(-diffs / temperature))
     try:
         selection = select_thresholds(
@@ -376,7 +457,13 @@ def train(project: ProjectArgs, sft_args: Any, model_args: Any) -> TrainResult:
     check_backend(project.backend, cuda=cuda)
     resume = _resolve_resume(sft_args.resume_from_checkpoint, sft_args.output_dir)
 
+    if ensure_demo_dataset(project, sft_args):
+        notes.append(f"built the synthetic demo dataset in {project.dataset} (demo_dataset_dir)")
     train_ds, eval_ds = load_splits(project, seed=sft_args.seed)
+    _say(
+        f"data: {project.dataset}: {len(train_ds)} training rows"
+        + (f", {len(eval_ds)} evaluation rows" if eval_ds is not None else ", no evaluation split")
+    )
     train_reasons, eval_reasons, reason_source = make_reasons(project, train_ds, eval_ds)
     notes.append(f"reasons from the {reason_source}")
     n_before = len(train_ds)
@@ -390,6 +477,7 @@ def train(project: ProjectArgs, sft_args: Any, model_args: Any) -> TrainResult:
 
     if project.build_tiny_model:
         ensure_tiny_model(model_args.model_name_or_path, sft_args)
+    _say(f"loading {model_args.model_name_or_path} ({project.backend}, {'CUDA' if cuda else 'CPU'}) ...")
     tm = load_for_training(model_args, sft_args, project, cuda=cuda)
     notes.extend(tm.notes)
     for key, value in tm.sft_overrides.items():
@@ -445,7 +533,13 @@ def train(project: ProjectArgs, sft_args: Any, model_args: Any) -> TrainResult:
     train_output = trainer.train(resume_from_checkpoint=resume)
 
     labels = score_rows.labels if score_rows is not None else None
+    if labels is not None and len(labels):
+        _say(f"calibrating on {len(labels)} evaluation rows (temperature, then thresholds) ...")
     temperature, selection, eval_metrics = _calibrate(trainer, project, labels, notes)
+    from hf_spamguard.scoring import FIT_TEMPERATURE_BOUNDS, temperature_fit_note
+
+    fitted = bool(project.calibrate and labels is not None and len(labels))
+    fit_note = temperature_fit_note(temperature) if fitted else None
     final_dir = Path(project.final_dir or Path(sft_args.output_dir) / "final")
     repo_id = (sft_args.hub_model_id or Path(sft_args.output_dir).name) if push_to_hub else None
     summary = {
@@ -462,6 +556,13 @@ def train(project: ProjectArgs, sft_args: Any, model_args: Any) -> TrainResult:
         "best_metric": trainer.state.best_metric,
         "train_loss": train_output.training_loss,
         "temperature": temperature,
+        # A fit that ends on a bound of its search is a finding, not a calibration (see the note).
+        "temperature_fit": {
+            "fitted": fitted,
+            "bounds": list(FIT_TEMPERATURE_BOUNDS),
+            "at_bound": bool(fit_note),
+            "note": fit_note,
+        },
         "policy": selection.to_dict(),
         "project_args": asdict(project),
         "notes": notes,
@@ -504,21 +605,7 @@ def train(project: ProjectArgs, sft_args: Any, model_args: Any) -> TrainResult:
         log_history=list(trainer.state.log_history),
         global_step=trainer.state.global_step,
         notes=notes,
+        targets_met=bool(selection.targets_met),
+        policy_notes=list(selection.notes),
+        warnings=[fit_note] if fit_note else [],
     )
-
-
-def main(argv: Sequence[str] | None = None) -> TrainResult:
-    """Entry point of ``scripts/train.py`` and ``spamguard train``: parse, then :func:`train`."""
-    transformers_logging_setup()
-    project, sft_args, model_args = parse_args(argv)
-    result = train(project, sft_args, model_args)
-    if result.final_dir is not None:
-        print(f"model folder: {result.final_dir}")
-        shown = {k: result.eval_metrics.get(k) for k in ("macro_f1_at_0.5", "roc_auc", "pr_auc", "ece")}
-        print(f"temperature {result.temperature:.4g}, thresholds {result.thresholds}, validation {shown}")
-    return result
-
-
-def transformers_logging_setup() -> None:
-    """INFO logs for this package; the Trainer prints its own progress bar and loss logs."""
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
