@@ -209,6 +209,12 @@ def _merge_adapter_into(model_dir: Path, tmp: Path, skipped: list[str]) -> str:
             _copy_tree(item, dest, skipped)
         else:
             shutil.copy2(item, dest)
+    if (tmp / "adapter").is_dir():
+        # the Hub copy of the adapter names its base portably (Hub id, else the folder name), never a
+        # path of this machine
+        from hf_spamguard.modeling import portable_base_name, set_adapter_base
+
+        set_adapter_base(tmp / "adapter", portable_base_name(base)[0])
     return base
 
 
