@@ -347,7 +347,7 @@ def test_gallery_sections_follow_the_decision(tmp_path):
     assert a["demote"]["not_spam"] == 30 and a["keep"]["spam"] == 2 and a["review"]["count"] == 4
     assert "Demoted, legitimate — the costly error (30)" in page and "24 of 30 shown" in page
     assert "Kept, spam — missed (2)" in page and "Correctly kept (5)" in page
-    assert html_text(GALLERY_RULE) in page
+    assert html_text(GALLERY_RULE.format(review="0.530", demote="0.900")) in page
     # every badge in a section is the section's decision
     for key, decision in (
         ("demoted_legitimate", "demote"),

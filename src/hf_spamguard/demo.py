@@ -393,7 +393,13 @@ def run_demo(
                 t0 = time.perf_counter()
                 predictions[name] = preds_dir / f"{name}.jsonl"
                 predict_to_jsonl(
-                    folder, dataset_dir, split="test", out=predictions[name], batch_size=16, reason=reason
+                    folder,
+                    dataset_dir,
+                    split="test",
+                    out=predictions[name],
+                    batch_size=16,
+                    reason=reason,
+                    progress=False,  # the demo prints its own step lines
                 )
                 rows = _read_jsonl(predictions[name])
                 n = len(rows)

@@ -100,13 +100,14 @@ def check_output_file(out: str | os.PathLike[str], what: str = "--out") -> Path:
 
 @contextmanager
 def io_errors(action: str, path: str | os.PathLike[str]) -> Iterator[None]:
-    """Re-raise an ``OSError`` as one of the same class and errno whose message says what was being done
-    and to which path (``"cannot write predictions to /x/p.jsonl: no space left on device"``)."""
+    """Re-raise an operating-system error (an ``OSError`` with an errno) as one of the same class and errno
+    whose message says what was being done and to which path (``"cannot write predictions to
+    /x/p.jsonl: no space left on device"``); the package's own ``OSError`` messages pass unchanged."""
     try:
         yield
     except OSError as exc:
-        if getattr(exc, "_spamguard_described", False):
-            raise
+        if exc.errno is None or getattr(exc, "_spamguard_described", False):
+            raise  # the package's own message (it names the file already), or already described
         reason = (exc.strerror or str(exc) or type(exc).__name__).rstrip(".")
         reason = reason[:1].lower() + reason[1:]
         where = f" ({exc.filename})" if exc.filename and os.fspath(exc.filename) != os.fspath(path) else ""

@@ -69,12 +69,13 @@ SECTIONS: tuple[tuple[str, str, int, str, bool], ...] = (
     ("kept_legitimate", "keep", 0, "Correctly kept", False),
 )
 
-#: The rule the gallery states in its header (and the README repeats).
+#: The rule the gallery states in its header (and the README repeats); ``{review}`` / ``{demote}`` are the
+#: thresholds of the report.
 GALLERY_RULE = (
     "confidence is the calibrated probability of spam, and is_spam is confidence ≥ 0.5 (the model's "
-    "belief). What happens to a listing is the decision of the policy at the thresholds above: keep "
-    "below review, review from review, demote from demote. Every count, section and badge on this page "
-    "groups by that decision and compares it with the true label."
+    "belief). What happens to a listing is the decision of the policy: demote from confidence {demote}, "
+    "review from {review}, keep below. Every count, section and badge on this page groups by that decision "
+    "and compares it with the true label, so a listing can be is_spam true and still be kept."
 )
 
 
@@ -383,6 +384,7 @@ def _page(name: str, metrics: dict[str, Any], th: Thresholds, nav: str, sections
         for k in ("keep", "review", "demote")
     )
     notes = "".join(f'<p class="note">{esc(n)}</p>' for n in metrics["notes"] + metrics["warnings"])
+    rule = GALLERY_RULE.format(review=f"{th.review:.3f}", demote=f"{th.demote:.3f}")
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>hf-spamguard evaluation</title>"
         f"<style>{_CSS}</style></head><body><h1>Evaluation of {esc(name)}</h1>"
@@ -390,7 +392,7 @@ def _page(name: str, metrics: dict[str, Any], th: Thresholds, nav: str, sections
         f"PR-AUC {_fmt(metrics['pr_auc'])} · macro-F1 at demote {_fmt(metrics['macro_f1'])} · ECE "
         f"{_fmt(metrics['ece'])} · thresholds review {th.review:.3f} / demote {th.demote:.3f} "
         f"({esc(metrics['thresholds_source'])})</p>"
-        f'<p class="rule"><b>How to read this page.</b> {esc(GALLERY_RULE)}</p>'
+        f'<p class="rule"><b>How to read this page.</b> {esc(rule)}</p>'
         "<table><tr><th>decision</th><th>listings</th><th>spam</th><th>legitimate</th><th>precision</th>"
         f"<th>share of spam</th><th>share of listings</th></tr>{rows}</table>{notes}"
         f'<p><img src="{SWEEP_FILE}" alt="threshold sweep"> <img src="{RELIABILITY_FILE}" '

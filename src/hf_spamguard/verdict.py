@@ -96,11 +96,12 @@ def validate_verdict(obj: Mapping[str, Any]) -> None:
     if missing := set(VERDICT_KEYS) - keys:
         raise VerdictError(f"verdict is missing {sorted(missing)}")
     if extra := keys - allowed:
-        raise VerdictError(f"verdict has unexpected keys {sorted(extra)}")
+        raise VerdictError(f"verdict has unexpected keys {sorted(extra, key=repr)}")  # keys of any type
     if not isinstance(obj["is_spam"], bool):
         raise VerdictError("is_spam must be a boolean")
     conf = obj["confidence"]
-    if isinstance(conf, bool) or not isinstance(conf, int | float) or not 0.0 <= float(conf) <= 1.0:
+    # compared as is: float() of a huge int overflows, and NaN fails the comparison
+    if isinstance(conf, bool) or not isinstance(conf, int | float) or not 0.0 <= conf <= 1.0:
         raise VerdictError(f"confidence must be a number in [0, 1], got {conf!r}")
     reason = obj["reason"]
     if not isinstance(reason, str) or len(reason) > MAX_REASON_CHARS or "\n" in reason or "\r" in reason:
