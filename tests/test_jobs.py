@@ -239,3 +239,23 @@ def test_label_distrusts_shards_without_manifest(tiny_model_dir: Path, tmp_path:
     assert result.shards_labelled_now == 1  # labelled again, not taken from the stray shard
     assert load_labels(out)["id"].tolist() == pd.read_csv(src)["id"].astype(str).tolist()
     assert not lock_path(out / LABELS_FILE).exists()
+
+
+def test_distill_into_a_folder_another_run_holds_stops_at_once(
+    tmp_path: Path, review_labels_file: Path
+) -> None:
+    out = tmp_path / "student"
+    proc = _start_holder(out)
+    try:
+        run = subprocess.run(
+            [sys.executable, "-m", "hf_spamguard", "distill", "--labels", str(review_labels_file),
+             "--out", str(out), "--cv", "2", "--cs", "1"],
+            capture_output=True, text=True, timeout=WAIT,
+        )  # fmt: skip
+    finally:
+        proc.kill()
+        proc.wait(timeout=WAIT)
+    assert run.returncode == 1, run.stderr[-2000:]
+    lines = [line for line in run.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and f"(pid {proc.pid})" in lines[0], run.stderr[-2000:]
+    assert not out.exists() or not any(out.iterdir())

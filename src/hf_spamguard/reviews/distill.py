@@ -118,7 +118,17 @@ def student_vs_teacher(
 
 
 def distill(config: DistillConfig, *, progress: bool = True) -> dict[str, Any]:
-    """Train, threshold, evaluate and save a student (see the module docstring). Returns the report."""
+    """Train, threshold, evaluate and save a student (see the module docstring). Returns the report.
+
+    Holds the job lock on ``config.out`` for the whole run: a second ``distill`` into the same folder
+    raises :class:`hf_spamguard.jobs.JobLockedError` at once, naming the first one's pid."""
+    from hf_spamguard.jobs import job_lock
+
+    with job_lock(config.out):
+        return _distill(config, progress=progress)
+
+
+def _distill(config: DistillConfig, *, progress: bool) -> dict[str, Any]:
     from hf_spamguard.baseline import BaselineClassifier, BaselineTrainingArguments, FeaturizerConfig
     from hf_spamguard.policy import select_label_thresholds
 
