@@ -429,7 +429,8 @@ def test_dataset_card_keeps_the_loading_config(demo_dataset_dir: Path, tmp_path:
     cards.render_dataset_card(folder, repo_id="org/listings")
     card = DatasetCard.load(folder / "README.md")
     assert card.data.to_dict()["configs"] == before["configs"]
-    assert card.data.license == "apache-2.0" and "text-classification" in card.data.task_categories
+    # the user's data: no licence is assumed (`--license` sets one)
+    assert card.data.license == "other" and "text-classification" in card.data.task_categories
     dd = datasets.load_dataset(str(folder))
     for split in dd:
         n = len(dd[split])
