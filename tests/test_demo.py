@@ -196,3 +196,13 @@ def test_demo_leaves_no_scratch_and_says_when_the_vlm_has_no_signal(demo_out: Pa
     assert str(demo_out) not in adapter
     assert str(demo_out) not in (demo_out / "hub" / "model" / "adapter" / "README.md").read_text()
     assert "\ufffd" not in (demo_out / "predictions" / "vlm.jsonl").read_text(encoding="utf-8")
+
+
+def test_console_output_is_not_wrapped_when_not_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
+    # captured stdout is not a terminal, like a log or CI: a long path or number stays whole on its line
+    from hf_spamguard.demo import _Steps
+
+    steps = _Steps(total=1)
+    long_line = "Everything is in " + "/very/long/path" * 8 + " 0.123456789"
+    steps.console.print(long_line)
+    assert long_line in capsys.readouterr().out.splitlines()

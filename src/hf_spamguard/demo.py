@@ -112,9 +112,14 @@ class _Steps:
     with its duration when it ends."""
 
     def __init__(self, total: int, enabled: bool = True) -> None:
+        import sys
+
         from rich.console import Console
 
-        self.console = Console(highlight=False, quiet=not enabled)
+        # Not a terminal (a log, a pipe, CI): rich would wrap at 80 columns and break paths and numbers
+        # mid-line; a long line is better there. A terminal keeps its own width.
+        width = None if sys.stdout.isatty() else 200
+        self.console = Console(highlight=False, quiet=not enabled, width=width, soft_wrap=width is not None)
         self.total = total
         self.done = 0
         self.timings: dict[str, float] = {}
