@@ -37,7 +37,7 @@ import pandas as pd
 
 from hf_spamguard.atomic import atomic_path, atomic_write_text
 from hf_spamguard.files import PARTS_SUFFIX
-from hf_spamguard.hub_io import local_folder
+from hf_spamguard.hub_io import check_hub, is_hub_id, local_folder
 from hf_spamguard.jobs import (
     PART_METADATA_KEY,
     Parts,
@@ -201,6 +201,8 @@ def score_reviews(
         raise ValueError(f"{out}: is a folder; the output must be a Parquet file path")
     t0 = time.perf_counter()
     model_dir = local_folder(model_dir)  # a Hub id is downloaded once into the HF cache
+    if isinstance(source, str) and is_hub_id(source):
+        check_hub(source, repo_type="dataset")  # unreachable: one line now, not after the progress bar
     if student is None:
         student = load_student(model_dir)
     identity = {
