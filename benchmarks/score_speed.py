@@ -2,6 +2,7 @@
 
     nice python benchmarks/score_speed.py                       # 100k and 1M generated reviews
     nice python benchmarks/score_speed.py --rows 20000 100000   # quicker
+    nice python benchmarks/score_speed.py --rows 100000 --ray-rows 100000 --chunk-size 5000   # + ray engine
 
 The seed's way: load the whole file with pandas, ``TfidfVectorizer(max_features=10000,
 stop_words="english")`` + logistic regression (one per label), transform and predict everything in
@@ -9,7 +10,14 @@ one go, write the result. `spamguard score`: the distilled student (:mod:`hf_spa
 streamed in chunks on all cores, Parquet written incrementally. Both models are trained on the same
 20k teacher-labelled rows first, and loaded, before the clock starts. Each method runs in its own subprocess; peak memory is the
 largest proportional set size (PSS: shared pages split between processes) of that process and its
-workers, sampled every 0.1 s. Output: a Markdown table with rows/s, peak MB and ratios.
+workers, sampled every 0.1 s. Output: a Markdown table with rows/s, rows/s per core used, peak MB and
+ratios.
+
+The ray engine (`--engine ray`, at the sizes of ``--ray-rows``; needs the `ray` extra) runs on a local
+cluster of all cores started by its subprocess before the clock starts (as the model is loaded before
+it), so its time includes the actors' start and each one's copy of the student, and its peak memory
+the whole cluster (raylet, object store...). Its reader is one process (the readers' rules are
+sequential), so "reader alone" is the rate the ray engine cannot pass, however many cores it gets.
 """
 
 from __future__ import annotations
@@ -49,17 +57,58 @@ def worker_ours(args: argparse.Namespace) -> dict:
     from hf_spamguard.reviews.student import load_student
 
     student = load_student(args.student)  # model set-up is not timed, as for the seed
+    engine: dict = {"n_jobs": args.n_jobs}
+    cores = (os.cpu_count() or 1) if args.n_jobs == -1 else args.n_jobs
+    if args.engine == "ray":
+        import ray
+
+        # The cluster's start is set-up too (a real job joins a running cluster: --address auto).
+        ray.init(include_dashboard=False, log_to_driver=False)
+        cores = int(ray.cluster_resources()["CPU"])
+        engine = {"engine": "ray", "concurrency": cores}
     t0 = time.perf_counter()
+    seen, stop = _watch_parts(Path(args.out + ".parts"), t0)
     result = score_reviews(
         args.student,
         args.input,
         args.out,
         chunk_size=args.chunk_size,
-        n_jobs=args.n_jobs,
         progress=False,
         student=student,
+        **engine,
     )
-    return {"seconds": time.perf_counter() - t0, "rows": result.rows}
+    stop.set()
+    out = {"seconds": time.perf_counter() - t0, "rows": result.rows, "cores": cores}
+    # Steady state: the parts after the first, over the time after it. Parts arrive in bursts (several
+    # workers finish together), so only with many parts does it mean anything: --chunk-size small enough.
+    if len(seen) >= 10:
+        first, last = min(seen.values()), max(seen.values())
+        out.update(first_part_s=first, steady_rows_per_s=(len(seen) - 1) * args.chunk_size / (last - first))
+    return out
+
+
+def _watch_parts(folder: Path, t0: float) -> tuple[dict[str, float], threading.Event]:
+    """When each part file first appears (seconds after ``t0``), sampled every 10 ms in a thread."""
+    seen: dict[str, float] = {}
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            now = time.perf_counter() - t0
+            for f in folder.glob("part-*.parquet") if folder.is_dir() else ():
+                seen.setdefault(f.name, now)
+            time.sleep(0.01)
+
+    threading.Thread(target=watch, daemon=True).start()
+    return seen, stop
+
+
+def worker_read(args: argparse.Namespace) -> dict:
+    from hf_spamguard.reviews.data import iter_reviews
+
+    t0 = time.perf_counter()
+    rows = sum(len(chunk) for chunk in iter_reviews(args.input, chunk_size=args.chunk_size))
+    return {"seconds": time.perf_counter() - t0, "rows": rows, "cores": 1}
 
 
 def worker_seed(args: argparse.Namespace) -> dict:
@@ -81,7 +130,7 @@ def worker_seed(args: argparse.Namespace) -> dict:
     for j, n in enumerate(LABELS):
         out[f"p_{n}"] = P[:, j].astype("float32")
     out.to_parquet(args.out)
-    return {"seconds": time.perf_counter() - t0, "rows": len(df)}
+    return {"seconds": time.perf_counter() - t0, "rows": len(df), "cores": 1}
 
 
 # ----------------------------------------------------------------------------------------- driver
@@ -134,10 +183,18 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument(
+        "--ray-rows",
+        type=int,
+        nargs="*",
+        default=[],
+        help="Also run the ray engine at these sizes (of --rows).",
+    )
     parser.add_argument("--train-rows", type=int, default=20_000)
     parser.add_argument("--chunk-size", type=int, default=20_000)
     parser.add_argument("--workdir", type=Path, default=None, help="Keep inputs here (default: a temp dir).")
-    parser.add_argument("--worker", choices=["ours", "seed"], help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=["ours", "seed", "read"], help=argparse.SUPPRESS)
+    parser.add_argument("--engine", default="local", help=argparse.SUPPRESS)
     parser.add_argument("--input", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     parser.add_argument("--student", help=argparse.SUPPRESS)
@@ -145,7 +202,8 @@ def main() -> None:
     parser.add_argument("--n-jobs", type=int, default=-1, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps((worker_ours if args.worker == "ours" else worker_seed)(args)))
+        workers = {"ours": worker_ours, "seed": worker_seed, "read": worker_read}
+        print(json.dumps(workers[args.worker](args)))
         return
 
     from hf_spamguard.reviews.distill import DistillConfig, distill
@@ -168,14 +226,23 @@ def main() -> None:
             print(f"writing {n:,} generated reviews to {src}...", file=sys.stderr)
             write_generated_reviews(src, n=n, seed=1)
         size_mb = src.stat().st_size / 2**20
-        for method, extra in (
+        methods = [
             ("seed: pandas + TfidfVectorizer + LR, one go", ["--worker", "seed", "--labels", str(labels)]),
             ("spamguard score (1 process)", ["--worker", "ours", "--student", str(student), "--n-jobs", "1"]),
             (
                 "spamguard score (all cores)",
                 ["--worker", "ours", "--student", str(student), "--n-jobs", "-1"],
             ),
-        ):
+        ]
+        if n in args.ray_rows:
+            methods += [
+                ("reader alone (no scoring; the ray engine's ceiling)", ["--worker", "read"]),
+                (
+                    "spamguard score --engine ray (local cluster, all cores)",
+                    ["--worker", "ours", "--student", str(student), "--engine", "ray"],
+                ),
+            ]
+        for method, extra in methods:
             out = work / f"out_{n}.parquet"
             for stale in (out, out.with_suffix(".html")):
                 stale.unlink(missing_ok=True)
@@ -184,16 +251,30 @@ def main() -> None:
             r = run_measured(cmd)
             results.append({"rows": n, "file_mb": size_mb, "method": method, **r})
     print(f"\nBatch scoring, {os.cpu_count()} cores, generated reviews (CSV input, Parquet output)\n")
-    print("| rows | method | seconds | rows/s | peak MB | speed vs seed | memory vs seed |")
-    print("| ---: | --- | ---: | ---: | ---: | ---: | ---: |")
+    print("| rows | method | seconds | rows/s | rows/s per core | peak MB | speed vs seed | memory vs seed |")
+    print("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in results:
         seed = next(s for s in results if s["rows"] == r["rows"] and s["method"].startswith("seed"))
         rate = r["rows"] / r["seconds"]
         seed_rate = seed["rows"] / seed["seconds"]
         print(
-            f"| {r['rows']:,} | {r['method']} | {r['seconds']:.1f} | {rate:,.0f} | {r['peak_mb']:,.0f} | "
-            f"{rate / seed_rate:.2f}x | {r['peak_mb'] / seed['peak_mb']:.2f}x |"
+            f"| {r['rows']:,} | {r['method']} | {r['seconds']:.1f} | {rate:,.0f} | "
+            f"{rate / r['cores']:,.0f} | {r['peak_mb']:,.0f} | {rate / seed_rate:.2f}x | {r['peak_mb'] / seed['peak_mb']:.2f}x |"
         )
+    steady = [r for r in results if "steady_rows_per_s" in r]
+    if steady:
+        print(
+            "\nSteady state (start-up excluded: the parts after the first one, over the time after it; "
+            "runs of 10 parts or more)\n"
+        )
+        print("| rows | method | first part after s | steady rows/s | steady rows/s per core |")
+        print("| ---: | --- | ---: | ---: | ---: |")
+        for r in steady:
+            rate = r["steady_rows_per_s"]
+            print(
+                f"| {r['rows']:,} | {r['method']} | {r['first_part_s']:.1f} | {rate:,.0f} | "
+                f"{rate / r['cores']:,.0f} |"
+            )
 
 
 if __name__ == "__main__":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 
 import pytest
@@ -134,7 +133,7 @@ def _resolve(ref):
 def test_commands_take_their_options_from_the_configs(command: list[str], configs: list) -> None:
     text = " ".join(CliRunner().invoke(app, [*command, "--help"]).output.split())
     for cls in map(_resolve, configs):
-        for f in dataclasses.fields(cls):
+        for f in config_fields(cls):  # the fields that are options (not cli_exclude)
             flag = f.metadata.get("cli", {}).get("flag", "--" + f.name.replace("_", "-")).split("/")[0]
             assert flag in text, f"{' '.join(command)} --help lacks {flag}"
 

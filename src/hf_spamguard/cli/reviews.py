@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from hf_spamguard.cli._common import user_errors
+from hf_spamguard.cli._common import UserError, user_errors
 from hf_spamguard.cli._options import config_options
 from hf_spamguard.reviews.config import DistillConfig, LabelingConfig, ScoreConfig
 
@@ -52,15 +52,29 @@ def distill_cmd(config: DistillConfig) -> None:
 
 @config_options(ScoreConfig)
 def score_cmd(config: ScoreConfig, progress: Progress = True) -> None:
-    """Score a large review file with the student, streaming, resumable; prints rows/s."""
+    """Score a large review file with the student, streaming, resumable; prints rows/s.
+
+    `--engine ray` scores on a Ray cluster (a local one, or `--address auto` on a node of one started with
+    `ray start`) with the same output; re-run the same command to resume either.
+    """
     from hf_spamguard.reviews.batch import score_reviews
 
+    if config.engine == "ray":
+        from hf_spamguard.reviews.ray_engine import check_ray_installed
+
+        try:
+            check_ray_installed()
+        except ModuleNotFoundError as exc:
+            raise UserError(str(exc)) from None
     kwargs = asdict(config)
     result = score_reviews(
         kwargs.pop("model"), kwargs.pop("input"), kwargs.pop("out"), **kwargs, progress=progress
     )
+    resumed = result.rows - result.rows_scored_now
     typer.echo(
-        f"scored {result.rows} rows in {result.seconds:.1f} s ({result.rows_per_second:,.0f} rows/s) -> {config.out}"
+        f"scored {result.rows} rows in {result.seconds:.1f} s ({result.rows_per_second:,.0f} rows/s)"
+        + (f", {resumed} resumed from an earlier run" if resumed else "")
+        + f" -> {config.out}"
     )
     if result.report_path is not None:
         typer.echo(f"report: {result.report_path}")

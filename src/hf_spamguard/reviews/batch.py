@@ -4,11 +4,12 @@ The input is read in chunks of ``chunk_size`` rows (memory flat in the number of
 cores by worker processes that inherit the loaded student, and written in order as numbered Parquet
 parts, each atomically, in ``<out>.parts/``. A part's existence means its rows are scored, so a killed
 run resumes with the first missing part (the bookkeeping is :mod:`hf_spamguard.jobs`'): the parts
-folder's ``manifest.json`` pins the student (a fingerprint of its files), the input files and the
-chunk size, and parts found without it are not trusted (removed, the run starts over). A run holds the
+folder's ``manifest.json`` pins the student (a fingerprint of its files), the input files, the
+chunk size and the engine, and parts found without it are not trusted (removed, the run starts over). A run holds the
 job's lock (``<out>.lock``): a second run on the same output stops at once naming the first one's pid.
 At the end the parts are streamed into ``out`` with one ``pyarrow.parquet.ParquetWriter`` (one row
-group per part), atomically, and the parts folder is removed.
+group per part), atomically, and the parts folder is removed. With ``engine="ray"`` an actor pool on a
+Ray cluster scores the chunks instead (:mod:`hf_spamguard.reviews.ray_engine`); the rest is the same.
 
 Each part carries, in its Parquet metadata, its label counts and its top examples per label, so the
 HTML report (label distribution + examples) needs no second pass over the data.
@@ -19,6 +20,7 @@ run, assembly and report included; ``scoring_seconds`` / ``assembly_seconds`` sp
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import math
@@ -35,7 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hf_spamguard.atomic import atomic_path, atomic_write_text
+from hf_spamguard.atomic import atomic_path, atomic_write_bytes, atomic_write_text
 from hf_spamguard.files import PARTS_SUFFIX
 from hf_spamguard.hub_io import check_hub, is_hub_id, local_folder
 from hf_spamguard.jobs import (
@@ -57,6 +59,8 @@ __all__ = ["ScoreResult", "score_frame", "score_reviews", "write_score_report"]
 
 FORMAT = "spamguard-scores/1"
 EXAMPLE_CHARS = 300
+#: Where the chunks are scored: this machine's process pool, or a Ray cluster (:mod:`.ray_engine`).
+ENGINES = ("local", "ray")
 
 
 @dataclass
@@ -156,6 +160,11 @@ def _part_table(student: Student, chunk: pd.DataFrame, probs: np.ndarray, k_exam
     return table.replace_schema_metadata({PART_METADATA_KEY: json.dumps(summary)})
 
 
+def _scored_part(student: Student, chunk: pd.DataFrame, k_examples: int) -> Any:
+    """Part table of one chunk (what a Ray actor computes, :mod:`hf_spamguard.reviews.ray_engine`)."""
+    return _part_table(student, chunk, score_frame(student, chunk), k_examples)
+
+
 def _chunks_with_index(
     source: str, meta: str | None, chunk_size: int, skip: int
 ) -> Iterator[tuple[int, pd.DataFrame]]:
@@ -176,13 +185,19 @@ def score_reviews(
     progress: bool = True,
     examples_per_label: int = 5,
     student: Student | None = None,
+    engine: str = "local",
+    address: str | None = None,
+    concurrency: int | None = None,
 ) -> ScoreResult:
     """Score every review of ``source`` with the student in ``model_dir`` into the Parquet file ``out``.
 
     Output columns: ``id``, ``p_<label>`` (float32; null where the row had no usable text), ``flags``
     (labels at or above their threshold), ``error`` (the reader's reason a row is unusable). Rows in
     input order. Resumable: re-run the same command after an interruption. ``student``: the already
-    loaded student of ``model_dir`` (saves loading it again when scoring several files). Raises
+    loaded student of ``model_dir`` (saves loading it again when scoring several files). ``engine``:
+    ``"local"`` (``n_jobs`` processes here) or ``"ray"`` (an actor pool of ``concurrency`` actors on
+    the Ray cluster at ``address``, see :func:`hf_spamguard.reviews.ray_engine.score_chunks_on_ray`):
+    the same output, row for row; the engine is part of the job's identity. Raises
     :class:`hf_spamguard.jobs.JobLockedError` when another run is writing ``out``, ``ValueError`` when
     its unfinished parts belong to a run with other settings.
     """
@@ -196,6 +211,7 @@ def score_reviews(
         raise ValueError(f"n_jobs must be an integer >= 1, or -1 for all cores, got {n_jobs!r}")
     if examples_per_label < 0:
         raise ValueError(f"examples_per_label must be >= 0, got {examples_per_label!r}")
+    _check_engine(engine, n_jobs, address, concurrency)
     out = Path(out)
     if out.is_dir():
         raise ValueError(f"{out}: is a folder; the output must be a Parquet file path")
@@ -212,6 +228,7 @@ def score_reviews(
         "input": str(source),
         "input_files": input_fingerprint(source, meta),
         "chunk_size": chunk_size,
+        "engine": engine,
     }
     parts = Parts(out.with_name(out.name + PARTS_SUFFIX), "part")
     with job_lock(out):
@@ -223,9 +240,11 @@ def score_reviews(
             total = None
         n_workers = (os.cpu_count() or 1) if n_jobs == -1 else n_jobs
         rows_now = 0
+        # The ray engine's parts arrive out of order: every part present counts, not only a prefix.
+        present = len(parts.existing()) if engine == "ray" else done
         with tqdm(
             total=total,
-            initial=done * chunk_size if total else 0,
+            initial=min(total, present * chunk_size) if total else 0,
             unit="row",
             unit_scale=True,
             desc="scoring",
@@ -238,8 +257,30 @@ def score_reviews(
                 rows_now += len(chunk)
                 bar.update(len(chunk))
 
-            chunks = _chunks_with_index(str(source), meta, chunk_size, done)
-            _score_chunks(student, model_dir, chunks, n_workers, finish)
+            if engine == "ray":
+                from hf_spamguard.reviews.ray_engine import score_chunks_on_ray
+
+                def write_part(k: int, rows: int, data: bytes) -> None:
+                    nonlocal rows_now
+                    atomic_write_bytes(parts.path(k), data, durable=True)
+                    rows_now += rows
+                    bar.update(rows)
+
+                # Parts arrive out of order, so every part present is skipped, not only a prefix.
+                score_chunks_on_ray(
+                    student,
+                    str(source),
+                    meta=meta,
+                    chunk_size=chunk_size,
+                    skip=parts.existing().keys(),
+                    make_part=functools.partial(_scored_part, k_examples=examples_per_label),
+                    write_part=write_part,
+                    address=address,
+                    concurrency=concurrency,
+                )
+            else:
+                chunks = _chunks_with_index(str(source), meta, chunk_size, done)
+                _score_chunks(student, model_dir, chunks, n_workers, finish)
         t_scored = time.perf_counter()
         summaries = _assemble(parts, out, student)
         t_assembled = time.perf_counter()
@@ -265,6 +306,26 @@ def score_reviews(
     )
 
 
+def _check_engine(engine: str, n_jobs: int, address: str | None, concurrency: int | None) -> None:
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if engine == "local" and (address is not None or concurrency is not None):
+        raise ValueError(
+            "address and concurrency are the ray engine's options: add engine='ray' (--engine ray)"
+        )
+    if engine == "ray":
+        if n_jobs != -1:
+            raise ValueError("n_jobs is the local engine's option; the ray engine's is concurrency")
+        if concurrency is not None and (
+            isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1
+        ):
+            raise ValueError(f"concurrency must be an integer >= 1, got {concurrency!r}")
+        from hf_spamguard.reviews.ray_engine import check_address, check_ray_installed
+
+        check_address(address)
+        check_ray_installed()
+
+
 def _resume(parts: Parts, identity: dict[str, Any], out: Path) -> int:
     """Check or start the parts folder (under the job's lock); returns how many parts are done."""
     parts.folder.mkdir(parents=True, exist_ok=True)
@@ -276,6 +337,7 @@ def _resume(parts: Parts, identity: dict[str, Any], out: Path) -> int:
             identity,
             what="scoring run",
             advice=f"re-run it with the same settings, or delete {parts.folder} to start over",
+            adopt_missing=("engine",),  # recorded since the ray engine; older jobs ran locally
         )
     else:
         parts.remove_untrusted()

@@ -174,9 +174,34 @@ class ScoreConfig:
     report: bool = field(
         default=True, metadata={"help": "Write OUT.html: label distribution and examples per label."}
     )
+    engine: str = field(
+        default="local",
+        metadata={
+            "help": "Where chunks are scored: 'local' (--n-jobs processes here) or 'ray' (an actor pool on "
+            "a Ray cluster; needs the `ray` extra). Same output, row for row.",
+            "choices": ("local", "ray"),
+        },
+    )
+    address: str | None = field(
+        default=None,
+        metadata={
+            "help": "Ray cluster of --engine ray, to run on one of its nodes: 'auto' (the one `ray start` "
+            "started on this machine) or HOST:PORT of its head. Default: $RAY_ADDRESS or this machine's "
+            "running cluster, else a local one for the run. Not ray:// (Ray Data does not run through Ray "
+            "Client; use `ray job submit`)."
+        },
+    )
+    concurrency: int | None = field(
+        default=None,
+        metadata={"help": "Ray actors scoring in parallel (default: the cluster's CPUs).", "min": 1},
+    )
 
     def __post_init__(self) -> None:
         if self.chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {self.chunk_size}")
         if self.n_jobs == 0 or self.n_jobs < -1:
             raise ValueError(f"n_jobs must be >= 1 or -1 (all cores), got {self.n_jobs}")
+        if self.engine not in ("local", "ray"):
+            raise ValueError(f"engine must be 'local' or 'ray', got {self.engine!r}")
+        if self.concurrency is not None and self.concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {self.concurrency}")
