@@ -66,6 +66,7 @@ _BUILTIN_REASONS = (
 
 
 def _corpus() -> list[str]:
+    from hf_spamguard.data.synthetic import generate_demo_listings
     from hf_spamguard.prompts import (
         NOTE_CORRUPT_IMAGE,
         NOTE_NO_IMAGE,
@@ -73,8 +74,6 @@ def _corpus() -> list[str]:
         SYSTEM_PROMPT,
         format_answer,
     )
-
-    from hf_spamguard.data.synthetic import generate_demo_listings
 
     listings = [str(row.get("description", "")) for row in generate_demo_listings(n=300, seed=0)]
     listings += list(_BUILTIN_LISTINGS)

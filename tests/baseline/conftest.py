@@ -5,10 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hf_spamguard.baseline import BaselineClassifier, BaselineTrainingArguments
+from hf_spamguard.baseline import BaselineClassifier, BaselineTrainingArguments, tree_grid
 
-#: Training settings that keep the tests fast (one C, three folds).
-FAST = BaselineTrainingArguments(Cs=(4.0,), cv=3)
+#: Training settings that keep the tests fast (one C, three folds, two small stage-2 configurations).
+FAST = BaselineTrainingArguments(
+    Cs=(4.0,),
+    cv=3,
+    stage2_required=True,  # the demo rows are easy: the linear stage alone would win out-of-fold
+    stage2_grid=tree_grid(
+        leaves=(7,), iterations=(40,), min_samples_leaf=(10,), calibrations=("none", "platt")
+    ),
+)
 
 
 @pytest.fixture

@@ -90,3 +90,26 @@ def test_a_config_that_is_not_json_is_named_and_is_not_a_baseline_folder(tmp_pat
         BaselineClassifier.from_pretrained(tmp_path)
     (tmp_path / "config.json").write_text('{"model_type": "qwen3_vl"}')
     assert not is_baseline_folder(tmp_path)
+
+
+def test_the_two_stage_model_holds_only_trusted_types(model, tmp_path):
+    import skops.io as sio
+
+    from hf_spamguard.baseline import TRUSTED_TYPES, skops_types
+
+    model.save_pretrained(tmp_path)
+    path = tmp_path / "model.skops"
+    assert sio.get_untrusted_types(file=path) == []  # arrays and built-ins only: no estimator inside
+    assert skops_types(path) <= set(TRUSTED_TYPES)
+    state = sio.load(path, trusted=None)
+    assert set(state["stage2"]) == {"feature", "threshold", "value", "baseline", "n_features"}
+    assert state["stage2_calibration"]["kind"] in ("none", "platt")
+
+
+def test_a_folder_of_the_previous_format_is_refused_with_what_to_do(model, tmp_path):
+    model.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["format_version"] = 1
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="format_version 1.*spamguard baseline train"):
+        BaselineClassifier.from_pretrained(tmp_path)

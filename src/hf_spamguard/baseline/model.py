@@ -1,14 +1,23 @@
-"""The baseline classifier: the featuriser's columns → logistic regression (one head per label), Platt
-calibrated, with verdicts that name their evidence.
+"""The baseline classifier: hashed n-gram TF-IDF → logistic regression (one head per label), then, for a
+binary model, gradient-boosted trees over [that logit, the stuffing features]; calibrated on
+out-of-fold scores, with verdicts that name their evidence.
+
+Every choice is made by cross-validation on the training rows only (nested inside any outer evaluation):
+``C`` of the linear stage by out-of-fold log-loss after cross-fitted Platt scaling, then the stage-2
+trees and their calibration (none / Platt / isotonic) by out-of-fold log-loss of the stage-2 inputs built
+from the linear stage's out-of-fold logits (:mod:`~hf_spamguard.baseline.stage2`). A multi-label model
+(the review student) and a model trained on soft targets have the linear stage only, with the stuffing
+features as standardised linear columns (``FeaturizerConfig.dense_scale``), Platt calibrated.
 
 Scoring never builds the sparse matrix (:meth:`Featurizer.score_chunk
 <hf_spamguard.baseline.featurizer.Featurizer.score_chunk>`), and chunks are scored on a thread pool
 (NumPy releases the GIL) with a bounded number in flight, so memory stays flat in the number of rows.
 
 Files written by :meth:`BaselineClassifier.save_pretrained` (see :mod:`hf_spamguard.baseline.persistence`):
-``model.skops`` (NumPy arrays only: IDF, weights, calibration; loaded with an explicit trusted-types list;
-anything else is refused), ``config.json`` (``"model_type": "spamguard-baseline"``, labels, featuriser
-settings, training record) and ``policy.json`` (thresholds, binary models only).
+``model.skops`` (NumPy arrays and built-ins only: IDF, weights, tree node arrays, calibration; loaded with
+an explicit trusted-types list; anything else is refused), ``config.json`` (``"model_type":
+"spamguard-baseline"``, ``format_version`` 2, labels, featuriser settings, training record) and
+``policy.json`` (thresholds, binary models only).
 """
 
 from __future__ import annotations
@@ -24,31 +33,66 @@ from typing import Any
 import numpy as np
 
 from hf_spamguard.baseline.explain import reason_for
-from hf_spamguard.baseline.featurizer import DENSE_FEATURES, Featurizer, FeaturizerConfig, word_buckets
+from hf_spamguard.baseline.featurizer import DENSE_FEATURES, Featurizer, FeaturizerConfig, featurize_chunk
+from hf_spamguard.baseline.hashing import bigram_buckets, word_buckets
 from hf_spamguard.baseline.lexicon import tokens
 from hf_spamguard.baseline.persistence import MODEL_TYPE, load_folder, save_folder
+from hf_spamguard.baseline.stage2 import (
+    DEFAULT_TREE_GRID,
+    Calibrator,
+    TreeConfig,
+    TreeEnsemble,
+    crossfit,
+    fit_platt,
+    fit_stage2,
+    log_loss,
+    sigmoid,
+)
 from hf_spamguard.files import BASELINE_MODEL_FILE
 from hf_spamguard.policy import Thresholds, as_thresholds, decide
 from hf_spamguard.verdict import make_verdict
 
+#: ``config.json``'s ``format_version``: 2 since the stuffing features and the stage-2 trees.
+FORMAT_VERSION = 2
+
 
 @dataclass
 class BaselineTrainingArguments:
-    """How the baseline is trained."""
+    """How the baseline is trained (every choice by cross-validation on the training rows)."""
 
     Cs: tuple[float, ...] = field(
-        default=(1.0, 4.0, 16.0, 64.0),
+        default=(1.0, 4.0, 16.0),
         metadata={
             "help": "Inverse regularisation strengths tried by cross-validation on train (comma-separated).",
             "cli": {"parse": "floats", "flag": "--cs"},
         },
     )
     cv: int = field(
-        default=5, metadata={"help": "Folds for choosing C and for out-of-fold calibration.", "min": 2}
+        default=5,
+        metadata={"help": "Folds for every choice and for the out-of-fold scores calibrated.", "min": 2},
     )
-    seed: int = field(default=0, metadata={"help": "Seed of the fold split."})
+    seed: int = field(default=0, metadata={"help": "Seed of the fold split and of the trees."})
     max_iter: int = field(
-        default=3000, metadata={"help": "Solver iterations of each logistic regression.", "min": 1}
+        default=5000, metadata={"help": "Solver iterations of each logistic regression.", "min": 1}
+    )
+    stage2: bool = field(
+        default=True,
+        metadata={
+            "help": "Binary models: gradient-boosted trees over the linear logit and the stuffing features "
+            "(grid and calibration chosen by cross-validation); --no-stage2: the linear model alone."
+        },
+    )
+    stage2_grid: tuple[TreeConfig, ...] = field(
+        default=DEFAULT_TREE_GRID,
+        metadata={"help": "The stage-2 configurations tried (Python API only).", "cli_exclude": True},
+    )
+    stage2_required: bool = field(
+        default=False,
+        metadata={
+            "help": "Keep the trees even where the linear stage alone has the lower out-of-fold log-loss "
+            "(Python API only: tests).",
+            "cli_exclude": True,
+        },
     )
 
 
@@ -56,45 +100,16 @@ def _is_soft(y: np.ndarray) -> bool:
     return bool(np.any((y > 0) & (y < 1)))
 
 
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(z, -500, 500)))
-
-
-def _fit_platt(z: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Platt scaling ``p = sigmoid(a z + b)`` on out-of-fold scores, with Platt's smoothed targets.
-
-    The smoothed targets keep the optimum finite when the scores separate the classes perfectly (small
-    or easy data); a tiny ridge on ``a`` and L-BFGS keep the fit stable where Newton steps overshoot.
-    Soft targets (probabilities, not all 0/1) are used as they are: they are never perfectly separable.
-    """
-    from scipy.optimize import minimize
-
-    z = np.asarray(z, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    if _is_soft(y):
-        t = y
-    else:
-        n_pos = float(y.sum())
-        n_neg = float(y.size - n_pos)
-        t = np.where(y == 1, (n_pos + 1) / (n_pos + 2), 1 / (n_neg + 2))
-
-    def loss(params: np.ndarray) -> tuple[float, np.ndarray]:
-        a, b = params
-        u = a * z + b
-        # log(1 + e^u) computed stably
-        log1pexp = np.logaddexp(0.0, u)
-        value = np.sum(log1pexp - t * u) + 1e-3 * a * a
-        p = _sigmoid(u)
-        grad = np.array([np.sum((p - t) * z) + 2e-3 * a, np.sum(p - t)])
-        return float(value), grad
-
-    res = minimize(loss, x0=np.array([1.0, 0.0]), jac=True, method="L-BFGS-B")
-    a, b = res.x
-    return float(a), float(b)
+def _record(args: BaselineTrainingArguments) -> dict[str, Any]:
+    """The training arguments as JSON-able values (the grid as its size and points)."""
+    out = asdict(args)
+    out["stage2_grid"] = [asdict(c) for c in args.stage2_grid]
+    return out
 
 
 class BaselineClassifier:
-    """Hashed TF-IDF + keyword-stuffing features → logistic regression (one head per label), calibrated.
+    """Hashed TF-IDF → logistic regression (one head per label) → (binary) boosted trees over the logit
+    and the keyword-stuffing features, calibrated.
 
     Binary by default (``labels=None``: one head, probability of ``spam``). With ``labels=[...]`` it is
     multi-label: ``fit(texts, Y)`` with ``Y`` of shape ``(n, L)`` and ``predict_proba`` returns ``(n, L)``.
@@ -111,9 +126,14 @@ class BaselineClassifier:
             raise ValueError(f"labels must be distinct and non-empty, got {labels!r}")
         self.featurizer = Featurizer(featurizer)
         self.policy = policy
-        self.coef_: np.ndarray | None = None  # (L, n_features) float32
+        self.coef_: np.ndarray | None = None  # (L, n_features) float32 (stuffing columns 0 with stage 2)
         self.intercept_: np.ndarray | None = None  # (L,)
-        self.calibration_: np.ndarray | None = None  # (L, 2): Platt a, b
+        self.calibration_: np.ndarray | None = None  # (L, 2): Platt a, b of the linear-only heads
+        self.stage2_: TreeEnsemble | None = None  # binary models: trees over [logit, stuffing]
+        self.stage2_calibrator_: Calibrator | None = None
+        #: Calibrated out-of-fold probabilities of the training rows ``(n, L)`` (not saved): what the
+        #: benchmarks choose thresholds on when there is no validation split.
+        self.oof_proba_: np.ndarray | None = None
         self.training_: dict[str, Any] = {}
 
     # -- properties ----------------------------------------------------------------------------------
@@ -138,13 +158,13 @@ class BaselineClassifier:
         *,
         progress: bool = False,
     ) -> BaselineClassifier:
-        """Fit on training data only. ``C`` per head by stratified CV log-loss; Platt calibration on the
-        out-of-fold scores of the chosen ``C``.
+        """Fit on training data only (see the module docstring for what cross-validation chooses).
 
         ``y`` holds 0/1 labels, or probabilities in [0, 1] (soft targets, e.g. a teacher's): a head with
         any fractional target is fitted on the exact soft cross-entropy, each row entered once as a
         positive with weight ``p`` and once as a negative with weight ``1 - p``; folds are stratified on
-        ``p >= 0.5``.
+        ``p >= 0.5``. Stage 2 is tried for a binary model with 0/1 labels when ``args.stage2`` is set,
+        and kept when its out-of-fold log-loss is below the linear stage's (``training_`` records both).
         """
         import scipy.sparse as sp
         from sklearn.linear_model import LogisticRegression
@@ -169,14 +189,18 @@ class BaselineClassifier:
             raise ValueError("labels must be 0/1 or probabilities in [0, 1]") from None
         if not (np.isfinite(Y).all() and (Y >= 0).all() and (Y <= 1).all()):
             raise ValueError("labels must be 0/1 or probabilities in [0, 1]")
-        X_full = self.featurizer.fit(texts).transform(texts)
+        use_stage2 = bool(args.stage2) and not self.multilabel and not _is_soft(Y[:, 0])
+        chunks = self.featurizer.fit_transform_chunks(texts)
+        # with stage 2 the stuffing features go to the trees, not to the linear model
+        X_full = sp.vstack([self.featurizer.transform_chunk(c, dense=not use_stage2) for c in chunks], "csr")
+        stuffing = np.concatenate([c.dense for c in chunks]) if chunks else np.zeros((0, len(DENSE_FEATURES)))
         # Only columns seen in training can get a non-zero weight: solve on those (much smaller problem).
         used = np.flatnonzero(X_full.getnnz(axis=0))
         X = X_full[:, used]
         coefs, intercepts, calib, record = [], [], [], {}
-        bar = tqdm(
-            total=len(self.head_names) * (len(args.Cs) * args.cv + 1), disable=not progress, desc="baseline"
-        )
+        oof_all = np.zeros(Y.shape)
+        steps = len(self.head_names) * (len(args.Cs) * args.cv + 1) + (1 if use_stage2 else 0)
+        bar = tqdm(total=steps, disable=not progress, desc="baseline")
         for j, name in enumerate(self.head_names):
             yj = Y[:, j]
             soft = _is_soft(yj)
@@ -191,7 +215,8 @@ class BaselineClassifier:
             splits = list(skf.split(np.zeros(yj.size), hard))
 
             def fit_lr(rows: np.ndarray, C: float, yj: np.ndarray = yj, soft: bool = soft) -> Any:
-                lr = LogisticRegression(C=C, max_iter=args.max_iter, solver="liblinear")
+                # lbfgs: the intercept is not penalised (liblinear's is)
+                lr = LogisticRegression(C=C, max_iter=args.max_iter)
                 if not soft:
                     return lr.fit(X[rows], yj[rows].astype(np.int64))
                 both = sp.vstack([X[rows], X[rows]], format="csr")
@@ -199,18 +224,21 @@ class BaselineClassifier:
                 return lr.fit(both, target, sample_weight=np.r_[yj[rows], 1.0 - yj[rows]])
 
             best = None
+            c_log = []
             for C in args.Cs:
                 oof = np.zeros(yj.size)
                 for tr, te in splits:
                     oof[te] = fit_lr(tr, C).decision_function(X[te])
                     bar.update(1)
-                p = np.clip(_sigmoid(oof), 1e-12, 1 - 1e-12)
-                loss = float(-np.mean(yj * np.log(p) + (1 - yj) * np.log(1 - p)))
+                # the criterion is the log-loss after calibration, which is what the model will output
+                p = crossfit("platt", oof, yj, splits) if not soft else sigmoid(oof)
+                loss = log_loss(yj, p)
+                c_log.append({"C": float(C), "oof_log_loss": loss})
                 if best is None or loss < best[0]:
-                    best = (loss, C, oof)
+                    best = (loss, C, oof, p)
             assert best is not None
-            loss, C, oof = best
-            a, b = _fit_platt(oof, yj)
+            loss, C, oof, p_oof = best
+            a, b = fit_platt(oof, yj)
             lr = fit_lr(np.arange(yj.size), C)
             bar.update(1)
             coef = np.zeros(X_full.shape[1], dtype=np.float32)
@@ -218,25 +246,46 @@ class BaselineClassifier:
             coefs.append(coef)
             intercepts.append(float(lr.intercept_[0]))
             calib.append((a, b))
+            oof_all[:, j] = p_oof
             record[name] = {
                 "C": float(C),
                 "cv_log_loss": loss,
+                "C_grid": c_log,
                 "platt": [a, b],
                 "n_pos": n_pos,
                 "targets": "soft" if soft else "hard",
             }
+            self.stage2_ = self.stage2_calibrator_ = None
+            record[name]["n_configurations"] = len(args.Cs)
+            if use_stage2:
+                inputs = np.column_stack([oof, stuffing])
+                trees, calibrator, rec2, p2 = fit_stage2(inputs, hard, splits, args.stage2_grid, args.seed)
+                bar.update(1)
+                # the linear stage alone is one more candidate, judged on the same out-of-fold
+                # log-loss: on a few dozen rows no tree can split and the trees would throw it away
+                rec2["used"] = bool(args.stage2_required or rec2["oof_log_loss"] < loss)
+                if rec2["used"]:
+                    self.stage2_, self.stage2_calibrator_ = trees, calibrator
+                    oof_all[:, j] = p2
+                record[name]["stage2"] = rec2
+                record[name]["n_configurations"] += rec2["n_configurations"]
         bar.close()
         self.coef_ = np.vstack(coefs)
         self.intercept_ = np.asarray(intercepts, dtype=np.float64)
         self.calibration_ = np.asarray(calib, dtype=np.float64)
-        self.training_ = {"n_train": len(texts), "heads": record, "args": asdict(args)}
+        self.oof_proba_ = oof_all if self.multilabel else oof_all[:, 0]
+        self.training_ = {"n_train": len(texts), "heads": record, "args": _record(args)}
         return self
 
     # -- scoring -------------------------------------------------------------------------------------
     def _proba_chunk(self, texts: Sequence[str]) -> np.ndarray:
         assert self.coef_ is not None and self.intercept_ is not None and self.calibration_ is not None
-        z = self.featurizer.score_chunk(texts, self.coef_, self.intercept_)
-        p = _sigmoid(z * self.calibration_[:, 0] + self.calibration_[:, 1])
+        chunk = featurize_chunk(texts, self.featurizer.config)
+        z = self.featurizer.linear_scores(chunk, self.coef_, self.intercept_)
+        if self.stage2_ is not None and self.stage2_calibrator_ is not None:
+            raw = self.stage2_.raw_score(np.column_stack([z[:, 0], chunk.dense]))
+            return self.stage2_calibrator_(raw)
+        p = sigmoid(z * self.calibration_[:, 0] + self.calibration_[:, 1])
         return p if self.multilabel else p[:, 0]
 
     def score_chunks(
@@ -284,16 +333,62 @@ class BaselineClassifier:
         return np.concatenate(parts)
 
     def top_terms(self, text: str, k: int = 4, head: int = 0) -> list[str]:
-        """Words of ``text`` whose unigram weights push hardest towards the label."""
+        """Words and word pairs of ``text`` whose n-gram weights push hardest towards the label.
+
+        A word's weight is its unigram weight (x idf) plus, with a character block, the weights of its
+        character n-grams; a pair's is its bigram weight. Pairs whose words are listed already are
+        skipped, so the terms name different evidence.
+        """
         self._check_fitted()
         assert self.coef_ is not None
-        words = list(dict.fromkeys(tokens(text or "")))  # distinct, in order of appearance
-        if not words:
+        words = tokens(text or "")
+        distinct = list(dict.fromkeys(words))  # in order of appearance
+        if not distinct:
             return []
-        buckets = word_buckets(words, self.featurizer.config.word_bits)
-        w = self.coef_[head, buckets] * self.featurizer.idf["word"][buckets]
-        order = np.argsort(-w)
-        return [words[i] for i in order[:k] if w[i] > 0]
+        config, idf = self.featurizer.config, self.featurizer.idf
+        coef = self.coef_[head]
+        offsets = self._block_offsets()
+        w = np.zeros(len(distinct))
+        if "word" in idf:
+            buckets = word_buckets(distinct, config.word_bits)
+            w += coef[offsets["word"] + buckets] * idf["word"][buckets]
+        if "char" in idf:
+            w += self._char_weights(distinct, coef[offsets["char"] :])
+        terms = list(distinct)
+        weights = list(w)
+        pairs = list(dict.fromkeys(zip(words[:-1], words[1:], strict=True)))
+        if "bigram" in idf and pairs:
+            b = bigram_buckets(pairs, config.bigram_bits)
+            terms += [f"{a} {c}" for a, c in pairs]
+            weights += list(coef[offsets["bigram"] + b] * idf["bigram"][b])
+        order = np.argsort(-np.asarray(weights), kind="stable")
+        out: list[str] = []
+        covered: set[str] = set()
+        for i in order:
+            if weights[i] <= 0 or len(out) >= k:
+                break
+            parts = set(terms[i].split())
+            if parts <= covered:
+                continue
+            out.append(terms[i])
+            covered |= parts
+        return out
+
+    def _block_offsets(self) -> dict[str, int]:
+        """The first column of every hashed block."""
+        out, offset = {}, 0
+        for name, bits in self.featurizer.config.blocks():
+            out[name] = offset
+            offset += 1 << bits
+        return out
+
+    def _char_weights(self, words: list[str], char_coef: np.ndarray) -> np.ndarray:
+        """Per word: the summed weight (x idf) of the character n-grams inside it."""
+        from hf_spamguard.baseline.featurizer import _char_ngrams
+
+        doc, buckets = _char_ngrams(words, self.featurizer.config)
+        w = char_coef[buckets] * self.featurizer.idf["char"][buckets]
+        return np.bincount(doc, weights=w, minlength=len(words))
 
     def explain(self, text: str, confidence: float | None = None) -> str:
         """A one-line reason for the verdict on ``text`` (binary models)."""
@@ -339,8 +434,9 @@ class BaselineClassifier:
             "id2label": {"0": "not_spam", "1": "spam"} if not self.multilabel else None,
             "featurizer": cfg,
             "dense_features": list(DENSE_FEATURES),
+            "stage2": self.stage2_ is not None,
             "training": self.training_,
-            "format_version": 1,
+            "format_version": FORMAT_VERSION,
         }
 
     def save_pretrained(self, directory: str | os.PathLike[str]) -> Path:
@@ -352,6 +448,9 @@ class BaselineClassifier:
             "intercept": self.intercept_,
             "calibration": self.calibration_,
         }
+        if self.stage2_ is not None and self.stage2_calibrator_ is not None:
+            state["stage2"] = self.stage2_.state()
+            state["stage2_calibration"] = self.stage2_calibrator_.state()
         return save_folder(directory, state, self.config_dict(), self.policy)
 
     @classmethod
@@ -363,6 +462,13 @@ class BaselineClassifier:
         (:func:`~hf_spamguard.baseline.persistence.load_folder`) and weights that do not match the config."""
         folder = load_folder(directory, revision=revision, token=token)
         config, state = folder.config, folder.state
+        version = config.get("format_version")
+        if version != FORMAT_VERSION or list(config.get("dense_features") or []) != list(DENSE_FEATURES):
+            raise ValueError(
+                f"{folder.directory}: a baseline of format_version {version!r} (this hf-spamguard reads "
+                f"{FORMAT_VERSION}: its keyword-stuffing features changed); train it again with "
+                "`spamguard baseline train` (or `spamguard distill` for a student)"
+            )
         fcfg = dict(config["featurizer"])
         fcfg["char_ngrams"] = tuple(fcfg.get("char_ngrams", ()))
         labels = None if config.get("task") == "binary" else list(config["labels"])
@@ -372,10 +478,15 @@ class BaselineClassifier:
         self.intercept_ = np.asarray(state["intercept"], dtype=np.float64)
         self.calibration_ = np.asarray(state["calibration"], dtype=np.float64)
         self.training_ = config.get("training", {})
+        if "stage2" in state:
+            self.stage2_ = TreeEnsemble.from_state(state["stage2"])
+            self.stage2_calibrator_ = Calibrator.from_state(state["stage2_calibration"])
+            if self.stage2_.n_features != 1 + len(DENSE_FEATURES):
+                raise ValueError(f"{folder.directory}: stage-2 trees over {self.stage2_.n_features} features")
         if self.coef_.shape != (len(self.head_names), self.featurizer.n_features):
             model_path = folder.directory / BASELINE_MODEL_FILE
             raise ValueError(f"{model_path}: weights of shape {self.coef_.shape} do not match the config")
         return self
 
 
-__all__ = ["BaselineClassifier", "BaselineTrainingArguments"]
+__all__ = ["FORMAT_VERSION", "BaselineClassifier", "BaselineTrainingArguments"]

@@ -15,6 +15,14 @@ from hf_spamguard.baseline.persistence import TRUSTED_TYPES
 from hf_spamguard.policy import PolicyTargets
 
 
+def _compact(args: BaselineTrainingArguments) -> dict[str, Any]:
+    """The training arguments for the card: the stage-2 grid as its size (the choices are in
+    ``config.json``'s training record)."""
+    out = asdict(args)
+    out["stage2_grid"] = f"{len(args.stage2_grid)} configurations" if args.stage2 else "off"
+    return out
+
+
 def train_baseline(
     dataset: Any,
     out: str | os.PathLike[str],
@@ -79,7 +87,7 @@ def train_baseline(
                 eval_results=model.training_["validation"],
                 eval_split="validation",
                 eval_size=len(val_texts),
-                training_config={**asdict(args), "featurizer": asdict(model.featurizer.config)},
+                training_config={**_compact(args), "featurizer": asdict(model.featurizer.config)},
                 eval_note="Measured on the validation split, where the thresholds were also selected: "
                 "evaluate on a held-out test split (`spamguard predict` + `spamguard evaluate`) for "
                 "unbiased numbers.",

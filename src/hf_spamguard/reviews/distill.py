@@ -48,6 +48,7 @@ __all__ = [
     "student_vs_teacher",
 ]
 
+
 def _label_targets(target: float | dict[str, float], names: Sequence[str]) -> dict[str, float]:
     if not isinstance(target, dict):
         return dict.fromkeys(names, float(target))
