@@ -23,6 +23,7 @@ _EXPORTS = {
     "ListingsBuilder": "builder",
     "ListingsConfig": "builder",
     "build_dataset": "builder",
+    "build_synthetic_dataset": "builder",
     "load_listings": "hub_layout",
     "push_dataset": "hub_layout",
     "save_dataset": "hub_layout",
@@ -47,6 +48,7 @@ __all__ = [
     "ListingsConfig",
     "REQUIRED_COLUMNS",
     "build_dataset",
+    "build_synthetic_dataset",
     "fetch_images",
     "generate_demo_listings",
     "label_confidence",
@@ -63,7 +65,13 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from hf_spamguard.data.builder import BuildReport, ListingsBuilder, ListingsConfig, build_dataset
+    from hf_spamguard.data.builder import (
+        BuildReport,
+        ListingsBuilder,
+        ListingsConfig,
+        build_dataset,
+        build_synthetic_dataset,
+    )
     from hf_spamguard.data.features import IMAGE_EXTENSIONS, LISTING_FEATURES, label_confidence
     from hf_spamguard.data.hub_layout import load_listings, push_dataset, save_dataset
     from hf_spamguard.data.images import FetchResult, ImageLoadError, fetch_images, load_image

@@ -31,7 +31,7 @@ from hf_spamguard.files import BUILDER_REPORT_FILE, read_json
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["BuildReport", "ListingsBuilder", "ListingsConfig", "build_dataset"]
+__all__ = ["BuildReport", "ListingsBuilder", "ListingsConfig", "build_dataset", "build_synthetic_dataset"]
 
 IMAGE_STATUS_FIELDS = ("split", "product_id", "image_url", "source", "ok", "error")
 
@@ -464,3 +464,19 @@ def build_dataset(
     dd = datasets.DatasetDict({s: dd[s] for s in ("train", "validation", "test") if s in dd})
     dd.build_report = report
     return dd
+
+
+def build_synthetic_dataset(raw_dir: str | os.PathLike[str], *, n: int = 300, seed: int = 0) -> Any:
+    """The synthetic listings (:func:`hf_spamguard.data.synthetic.write_demo`, TSVs + photos written into
+    ``raw_dir``) built into a ``DatasetDict`` with train / validation / test: the demo's and the tiny
+    training config's dataset."""
+    from hf_spamguard.data.synthetic import write_demo
+
+    raw = write_demo(raw_dir, n=n, seed=seed)
+    return build_dataset(
+        train=raw / "train.tsv",
+        validation=raw / "validation.tsv",
+        test=raw / "test.tsv",
+        image_dir=raw / "images",
+        progress=False,
+    )

@@ -268,21 +268,14 @@ def ensure_demo_dataset(project: ProjectArgs, sft_args: Any) -> bool:
             return False
         import tempfile
 
-        from hf_spamguard.data import build_dataset, save_dataset, write_demo
+        from hf_spamguard.data import build_synthetic_dataset, save_dataset
 
         started = time.time()
         _say(
             f"building the synthetic demo dataset in {folder} (first use; `spamguard dataset build --demo`) ..."
         )
         with tempfile.TemporaryDirectory(prefix="spamguard-demo-") as tmp:
-            raw = write_demo(tmp)
-            dd = build_dataset(
-                train=raw / "train.tsv",
-                validation=raw / "validation.tsv",
-                test=raw / "test.tsv",
-                image_dir=raw / "images",
-                progress=False,
-            )
+            dd = build_synthetic_dataset(tmp)
             save_dataset(dd, folder)
         sizes = ", ".join(f"{split} {len(dd[split])}" for split in dd)
         _say(f"  built in {time.time() - started:.1f} s: {sizes}")
