@@ -19,17 +19,7 @@ import pytest
 
 from hf_spamguard.predict import PredictionsError, read_predictions
 from hf_spamguard.report import GALLERY_RULE, write_report
-
-
-def spamguard(*args: str, timeout: float = 120, **env: str) -> subprocess.CompletedProcess[str]:
-    """The real entry point in a subprocess (what a user sees), never a terminal."""
-    return subprocess.run(
-        [sys.executable, "-m", "hf_spamguard", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **env},
-    )
+from tests.cli_run import spamguard
 
 
 def one_line_error(proc: subprocess.CompletedProcess[str]) -> str:

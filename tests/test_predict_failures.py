@@ -20,17 +20,7 @@ from pathlib import Path
 import pytest
 
 from hf_spamguard.predict import policy_sidecar, predict_to_jsonl, read_prediction_policy
-
-
-def spamguard(*args: str, timeout: float = 120, **env: str) -> subprocess.CompletedProcess[str]:
-    """The real entry point in a subprocess (what a user sees), never a terminal."""
-    return subprocess.run(
-        [sys.executable, "-m", "hf_spamguard", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **env},
-    )
+from tests.cli_run import spamguard
 
 
 def one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
