@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import subprocess
@@ -21,6 +22,19 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEPOP_TSV = REPO_ROOT.parent / "shared" / "data" / "depop" / "train_set.tsv"
+VLLM_INSTALLED = importlib.util.find_spec("vllm") is not None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """vLLM tests run in the vLLM environment only (vLLM pins its own torch and transformers)."""
+    if VLLM_INSTALLED:
+        return
+    skip = pytest.mark.skip(
+        reason="vLLM is not installed here: scripts/vllm-cpu-env.sh DIR, then DIR/bin/python -m pytest -m vllm"
+    )
+    for item in items:
+        if "vllm" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")

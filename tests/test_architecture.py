@@ -31,6 +31,7 @@ LAYERS: dict[str, int] = {
     "hf_spamguard.modeling": 2,
     "hf_spamguard.scoring": 3,
     "hf_spamguard.reviews": 3,
+    "hf_spamguard.vllm_engine": 3,
     "hf_spamguard.pipeline": 4,
     "hf_spamguard.training": 4,
     "hf_spamguard.predict": 4,

@@ -36,6 +36,8 @@ TRAINING_ARGS_FILE = "training_args.json"
 ADAPTER_CONFIG_FILE = "adapter_config.json"
 #: Sidecars a listing model carries next to its weights (copied along on merge and publish).
 SIDECAR_FILES = (CALIBRATION_FILE, POLICY_FILE, PROMPT_CONFIG_FILE)
+#: The video processor config vLLM's Qwen3-VL processor loads (the project never uses video).
+VIDEO_PROCESSOR_CONFIG_FILE = "video_preprocessor_config.json"
 
 # ------------------------------------------------------------------------------------ baseline folders
 #: The scikit-learn pipeline, in skops format (never pickle).

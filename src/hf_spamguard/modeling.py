@@ -31,6 +31,7 @@ __all__ = [
     "portable_base_name",
     "quiet_library_noise",
     "register_processor",
+    "write_video_processor_config",
     "set_adapter_base",
 ]
 
@@ -79,6 +80,52 @@ class SpamGuardQwen3VLProcessor(Qwen3VLProcessor):
         super().__init__(
             image_processor, tokenizer, video_processor=None, chat_template=chat_template, **kwargs
         )
+
+    def save_pretrained(self, save_directory: Any, *args: Any, **kwargs: Any) -> Any:
+        """Save as ``Qwen3VLProcessor`` does, plus the video processor config vLLM's Qwen3-VL path loads
+        (:func:`write_video_processor_config`), so every folder the project writes runs in vLLM too."""
+        result = super().save_pretrained(save_directory, *args, **kwargs)
+        write_video_processor_config(save_directory, self.image_processor)
+        return result
+
+
+def write_video_processor_config(folder: str | os.PathLike[str], image_processor: Any) -> Path:
+    """Write ``video_preprocessor_config.json`` into ``folder`` as ``Qwen3VLVideoProcessor(...)`` saves it,
+    with the image processor's patching and normalisation. Written by hand: the video processor class
+    needs torchvision, which the main environment does not have. No video is ever used; vLLM's Qwen3-VL
+    processor refuses a folder without the file."""
+    import json
+
+    from hf_spamguard.atomic import atomic_write_text
+    from hf_spamguard.files import VIDEO_PROCESSOR_CONFIG_FILE
+
+    def get(name: str, default: Any) -> Any:
+        value = getattr(image_processor, name, None)
+        return default if value is None else value
+
+    config = {
+        "do_convert_rgb": True,
+        "do_normalize": True,
+        "do_rescale": True,
+        "do_resize": True,
+        "do_sample_frames": True,
+        "fps": 2,
+        "image_mean": list(get("image_mean", [0.5, 0.5, 0.5])),
+        "image_std": list(get("image_std", [0.5, 0.5, 0.5])),
+        "max_frames": 768,
+        "merge_size": int(get("merge_size", 2)),
+        "min_frames": 4,
+        "patch_size": int(get("patch_size", 16)),
+        "resample": 3,
+        "rescale_factor": 1 / 255,
+        "return_metadata": False,
+        "size": {"longest_edge": 786432, "shortest_edge": 131072},
+        "temporal_patch_size": int(get("temporal_patch_size", 2)),
+        "video_processor_type": "Qwen3VLVideoProcessor",
+    }
+    path = Path(folder) / VIDEO_PROCESSOR_CONFIG_FILE
+    atomic_write_text(path, json.dumps(config, indent=2) + "\n")
+    return path
 
 
 _REGISTERED = False

@@ -30,6 +30,7 @@ from hf_spamguard.files import CALIBRATION_FILE, CONFIG_FILE, POLICY_FILE, PROMP
 
 __all__ = [
     "CALIBRATION_FILE",
+    "POLICY_FILE",
     "PROMPT_CONFIG_FILE",
     "TASK",
     "ListingSpamPipeline",  # noqa: F822 - built on first access by the module __getattr__
@@ -108,16 +109,17 @@ def _build_pipeline_class() -> type:
     from transformers import Pipeline
 
     from hf_spamguard.modeling import SpamGuardQwen3VLProcessor, load_processor
-    from hf_spamguard.policy import Thresholds, as_thresholds, decide
+    from hf_spamguard.policy import Thresholds, as_thresholds
     from hf_spamguard.prompts import PreparedImage, PromptConfig
     from hf_spamguard.scoring import (
+        ListingSettings,
         check_temperature,
         encode_prompt_batch,
         label_tokens,
         listing_prompt,
+        listing_verdict,
         score_batch,
     )
-    from hf_spamguard.verdict import make_verdict
 
     class ListingSpamPipeline(Pipeline):
         """Verdicts ``{"is_spam", "confidence", "reason"}`` (+ ``"decision"``) for marketplace listings.
@@ -178,21 +180,15 @@ def _build_pipeline_class() -> type:
                 # Half-precision matmuls on CPU are slow and lose accuracy; CPU inference runs in float32.
                 self.model.to(torch.float32)
             self.model.eval()
-            if prompt_config is None and self.model_dir is not None:
-                prompt_config = PromptConfig.load(self.model_dir)
+            settings = ListingSettings.load(self.model_dir)  # the same reader as the vLLM engine's
+            if prompt_config is None:
+                prompt_config = settings.prompt_config
             if isinstance(prompt_config, Mapping):
                 prompt_config = PromptConfig(**prompt_config)
             self.prompt_config = prompt_config or PromptConfig()
             self.label_tokens = label_tokens(self.tokenizer)
-            self.default_temperature = 1.0
-            self.default_policy: Thresholds | None = None
-            if self.model_dir is not None:
-                calib = read_json(self.model_dir / CALIBRATION_FILE)
-                if calib is not None:
-                    where = f"{self.model_dir / CALIBRATION_FILE}, field 'temperature'"
-                    self.default_temperature = check_temperature(calib.get("temperature"), where)
-                if (self.model_dir / POLICY_FILE).is_file():
-                    self.default_policy = Thresholds.load(self.model_dir)
+            self.default_temperature = settings.temperature
+            self.default_policy: Thresholds | None = settings.policy
 
         def _find_model_dir(self, model_dir: str | os.PathLike | None) -> Path | None:
             candidates = [model_dir, getattr(self.model, "name_or_path", None)]
@@ -314,8 +310,7 @@ def _build_pipeline_class() -> type:
 
             confidence = float(one(model_outputs["confidence"]))
             policy = self.default_policy if policy is None else policy
-            decision = str(decide([confidence], policy)[0]) if policy not in (None, False) else None
-            verdict = make_verdict(confidence, one(model_outputs["reason"]), decision=decision)
+            verdict = listing_verdict(confidence, one(model_outputs["reason"]), policy)
             if return_logit_diff:
                 verdict["logit_diff"] = float(one(model_outputs["logit_diff"]))
             return verdict

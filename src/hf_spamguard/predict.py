@@ -119,6 +119,11 @@ def io_errors(action: str, path: str | os.PathLike[str]) -> Iterator[None]:
 
 
 # ------------------------------------------------------------------------------------------- scorers
+#: Engines that score VLM folders: the ``listing-spam`` pipeline (transformers) or vLLM
+#: (:mod:`hf_spamguard.vllm_engine`, in an environment of its own). Baseline folders have their own code.
+ENGINES = ("transformers", "vllm")
+
+
 @dataclass
 class _Scorer:
     """A loaded model: ``score(rows) → verdicts``, the columns it reads, the rows per call, its policy."""
@@ -127,6 +132,7 @@ class _Scorer:
     columns: list[str]
     chunk: int
     thresholds: dict[str, float] | None
+    close: Callable[[], None] = lambda: None
 
 
 def _label_of(row: dict[str, Any]) -> int | None:
@@ -179,6 +185,39 @@ def _vlm_scorer(model_dir: Path, batch_size: int, reason: bool) -> _Scorer:
     return _Scorer(score, ["product_id", "description", "image", "label"], batch_size, policy)
 
 
+def _vllm_scorer(model_dir: Path, batch_size: int, reason: bool) -> _Scorer:
+    from hf_spamguard.vllm_engine import VLLMListingScorer
+
+    scorer = VLLMListingScorer(model_dir)
+
+    def score(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return scorer(
+            [{"text": r.get("description") or "", "image": r.get("image")} for r in rows], reason=reason
+        )
+
+    policy = scorer.policy.to_dict() if scorer.policy is not None else None
+    # vLLM schedules its own batches: hand it many rows per call (the bar moves per call)
+    return _Scorer(
+        score, ["product_id", "description", "image", "label"], batch_size * 4, policy, scorer.close
+    )
+
+
+def check_engine(engine: Any, kind: str | None = None) -> str:
+    """``engine`` if it is one of :data:`ENGINES` (and, for the vllm engine, vLLM is installed and the
+    model is a VLM); else ``ValueError`` / ``ModuleNotFoundError``, one line."""
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if engine == "vllm":
+        if kind == "baseline":
+            raise ValueError(
+                "--engine vllm scores VLM folders; a baseline folder is scored by its own code (drop --engine)"
+            )
+        from hf_spamguard.vllm_engine import check_vllm_installed
+
+        check_vllm_installed()
+    return engine
+
+
 def model_kind(model_dir: str | os.PathLike[str]) -> str:
     """``"baseline"`` for a spamguard-baseline folder, ``"vlm"`` for anything with a config.json.
 
@@ -217,6 +256,7 @@ def predict_to_jsonl(
     batch_size: int = 256,
     reason: bool = True,
     progress: bool = True,
+    engine: str = "transformers",
 ) -> PredictionSummary:
     """Score ``source`` (a built dataset folder, a TSV, a Hub id, or a ``datasets.Dataset``) with the model
     in ``model_dir`` (a folder or a Hub repo id) and write JSON Lines to ``out`` atomically, plus the
@@ -226,9 +266,9 @@ def predict_to_jsonl(
     folder, a missing model or dataset, another run writing ``out``
     (:class:`hf_spamguard.jobs.JobLockedError`). ``OSError`` messages (a full disk, no permission) name
     the file and what was being done. ``progress`` shows a bar counting rows as they are scored.
+    ``engine``: ``"transformers"`` (the ``listing-spam`` pipeline) or ``"vllm"`` (:mod:`hf_spamguard.vllm_engine`,
+    VLM folders only): the same prompts, label tokens, temperature, policy and verdicts.
     """
-    from tqdm.auto import tqdm
-
     from hf_spamguard.hub_io import local_folder
     from hf_spamguard.jobs import job_lock, remove_temp_files
 
@@ -242,57 +282,26 @@ def predict_to_jsonl(
     model_given = os.fspath(model_dir)
     model_dir = local_folder(model_dir)
     kind = model_kind(model_dir)
+    check_engine(engine, kind)
     ds = _load_source(source, split)
     if "description" not in ds.column_names:
         raise ValueError(f"{source}: the dataset has no 'description' column")
     with job_lock(out_path):
         # Only now (holding the lock) is a temporary file next to `out` surely a dead run's leftover.
         remove_temp_files(out_path.parent, owned=lambda target: target in (out_path.name, sidecar.name))
-        loader = _baseline_scorer if kind == "baseline" else _vlm_scorer
+        loaders = {"transformers": _vlm_scorer, "vllm": _vllm_scorer}
+        loader = _baseline_scorer if kind == "baseline" else loaders[engine]
         scorer = loader(Path(model_dir), batch_size, reason)
-        counts: dict[str, int] = {}
-        digest = hashlib.sha256()
-        n = 0
-        with (
-            tqdm(total=len(ds), desc="predict", unit="rows", leave=True, disable=not progress) as bar,
-            io_errors("cannot write predictions to", out_path),
-            atomic_path(out_path) as tmp,
-            open(tmp, "wb") as fh,
-        ):
-            chunk: list[dict[str, Any]] = []
-
-            def flush() -> None:
-                nonlocal n
-                verdicts = scorer.score(chunk)
-                if len(verdicts) != len(chunk):
-                    raise RuntimeError(f"the model answered {len(verdicts)} verdicts for {len(chunk)} rows")
-                for row, verdict in zip(chunk, verdicts, strict=True):
-                    validate_verdict(verdict)
-                    record: dict[str, Any] = {"id": row.get("product_id", str(n))}
-                    record.update(verdict)
-                    label = _label_of(row)
-                    if label is not None:
-                        record["label"] = label
-                    line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
-                    fh.write(line)
-                    digest.update(line)
-                    n += 1
-                    if "decision" in verdict:
-                        counts[verdict["decision"]] = counts.get(verdict["decision"], 0) + 1
-                bar.update(len(chunk))
-                chunk.clear()
-
-            for row in _rows(ds, scorer.columns, batch_size):
-                chunk.append(row)
-                if len(chunk) >= scorer.chunk:
-                    flush()
-            if chunk:
-                flush()
+        try:
+            n, counts, digest = _write_predictions(scorer, ds, out_path, batch_size, progress)
+        finally:
+            scorer.close()
         payload = {
             "thresholds": scorer.thresholds,
             "model": model_given,
             "model_dir": str(Path(model_dir).resolve()),
             "model_kind": kind,
+            "engine": engine if kind == "vlm" else None,
             "predictions": {"file": out_path.name, "rows": n, "sha256": digest.hexdigest()},
             "written_by": "spamguard predict",
         }
@@ -306,6 +315,53 @@ def predict_to_jsonl(
         thresholds=scorer.thresholds,
         policy_file=sidecar,
     )
+
+
+def _write_predictions(
+    scorer: _Scorer, ds: Any, out_path: Path, batch_size: int, progress: bool
+) -> tuple[int, dict[str, int], Any]:
+    """Score ``ds`` with ``scorer`` into ``out_path`` (atomically): rows, decision counts, SHA-256."""
+    from tqdm.auto import tqdm
+
+    counts: dict[str, int] = {}
+    digest = hashlib.sha256()
+    n = 0
+    with (
+        tqdm(total=len(ds), desc="predict", unit="rows", leave=True, disable=not progress) as bar,
+        io_errors("cannot write predictions to", out_path),
+        atomic_path(out_path) as tmp,
+        open(tmp, "wb") as fh,
+    ):
+        chunk: list[dict[str, Any]] = []
+
+        def flush() -> None:
+            nonlocal n
+            verdicts = scorer.score(chunk)
+            if len(verdicts) != len(chunk):
+                raise RuntimeError(f"the model answered {len(verdicts)} verdicts for {len(chunk)} rows")
+            for row, verdict in zip(chunk, verdicts, strict=True):
+                validate_verdict(verdict)
+                record: dict[str, Any] = {"id": row.get("product_id", str(n))}
+                record.update(verdict)
+                label = _label_of(row)
+                if label is not None:
+                    record["label"] = label
+                line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+                fh.write(line)
+                digest.update(line)
+                n += 1
+                if "decision" in verdict:
+                    counts[verdict["decision"]] = counts.get(verdict["decision"], 0) + 1
+            bar.update(len(chunk))
+            chunk.clear()
+
+        for row in _rows(ds, scorer.columns, batch_size):
+            chunk.append(row)
+            if len(chunk) >= scorer.chunk:
+                flush()
+        if chunk:
+            flush()
+    return n, counts, digest
 
 
 # ------------------------------------------------------------------------------------------- reading
@@ -447,9 +503,11 @@ def read_prediction_policy(predictions: str | os.PathLike[str]) -> dict[str, Any
 
 
 __all__ = [
+    "ENGINES",
     "PredictionSummary",
     "PredictionsError",
     "check_count",
+    "check_engine",
     "model_kind",
     "policy_sidecar",
     "predict_to_jsonl",

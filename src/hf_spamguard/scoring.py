@@ -36,7 +36,10 @@ from hf_spamguard.verdict import make_verdict
 __all__ = [
     "FIT_TEMPERATURE_BOUNDS",
     "TEMPERATURE_RANGE",
+    "JSON_STRING_REGEX",
     "LabelTokens",
+    "ListingSettings",
+    "listing_verdict",
     "apply_temperature",
     "check_temperature",
     "encode_listings",
@@ -156,6 +159,59 @@ def encode_listings(
         prompts.append(prompt)
         row_images.append(imgs)
     return encode_prompt_batch(processor, prompts, row_images)
+
+
+# --------------------------------------------------------------------------------------------------
+# A model folder's scoring settings, and the verdict built from a confidence
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class ListingSettings:
+    """What a listing model folder says about scoring, read once by every engine (the ``listing-spam``
+    pipeline, ``spamguard predict --engine vllm``): the prompt it was trained with, its temperature and
+    its policy. A missing file means the default (PromptConfig(), T = 1, no policy)."""
+
+    prompt_config: Any = None
+    temperature: float = 1.0
+    policy: Any = None  # hf_spamguard.policy.Thresholds | None
+
+    @classmethod
+    def load(cls, model_dir: Any) -> ListingSettings:
+        """Read ``prompt_config.json``, ``calibration.json`` and ``policy.json`` of ``model_dir`` (``None``:
+        the defaults). A bad temperature raises ``ValueError`` naming the file and field."""
+        from pathlib import Path
+
+        from hf_spamguard.files import CALIBRATION_FILE, POLICY_FILE, read_json
+        from hf_spamguard.policy import Thresholds
+        from hf_spamguard.prompts import PromptConfig
+
+        if model_dir is None:
+            return cls(PromptConfig(), 1.0, None)
+        model_dir = Path(model_dir)
+        settings = cls(PromptConfig.load(model_dir), 1.0, None)
+        calib = read_json(model_dir / CALIBRATION_FILE)
+        if calib is not None:
+            where = f"{model_dir / CALIBRATION_FILE}, field 'temperature'"
+            settings.temperature = check_temperature(calib.get("temperature"), where)
+        if (model_dir / POLICY_FILE).is_file():
+            settings.policy = Thresholds.load(model_dir)
+        return settings
+
+
+def listing_verdict(confidence: float, reason: str | None, policy: Any = None) -> dict[str, Any]:
+    """The verdict of one listing: :func:`hf_spamguard.verdict.make_verdict` of the calibrated
+    ``confidence`` and ``reason``, with the ``decision`` of ``policy`` (a ``Thresholds``; ``None`` or
+    ``False``: no decision). Every engine ends here."""
+    from hf_spamguard.policy import decide_one
+
+    decision = decide_one(confidence, policy) if policy not in (None, False) else None
+    return make_verdict(confidence, reason, decision=decision)
+
+
+#: A JSON string's body and its closing quote, as a regular expression for engines that constrain
+#: generation by a grammar (vLLM's structured outputs): at least one character, none of which would
+#: need an escape (no quote, backslash, control character, line or paragraph separator). The transformers
+#: engine applies the same rule token by token (:func:`hf_spamguard.decoding.json_string_safe`).
+JSON_STRING_REGEX = r'[^"\\\x00-\x1f\x7f-\x9f\u2028\u2029]+"'
 
 
 # --------------------------------------------------------------------------------------------------

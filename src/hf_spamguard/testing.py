@@ -125,10 +125,12 @@ def build_tiny_tokenizer(vocab_size: int = 3000):
 def build_tiny_qwen3_vl(folder: str | os.PathLike, *, seed: int = 0) -> Path:
     """Build and ``save_pretrained`` a tiny random Qwen3-VL + tokenizer + processor into ``folder``.
 
-    Text: hidden 64, 2 layers, 4 heads (head_dim 16, mrope_section [2, 3, 3] sums to head_dim / 2).
+    Text: hidden 64, 2 layers, 4 heads (head_dim 32, mrope_section [4, 6, 6] sums to head_dim / 2).
     Vision: depth 2, real Qwen3-VL patching (16 px patches, 2x2 merge: one token per 32x32 px), output
     size = text hidden size. Loads with ``AutoModelForImageTextToText``, ``AutoProcessor`` (after
-    ``import hf_spamguard``) and ``pipeline("listing-spam", ...)``.
+    ``import hf_spamguard``) and ``pipeline("listing-spam", ...)``, and runs in vLLM (``--engine vllm``):
+    head_dim 32 is the smallest its CPU attention takes, and the folder has the video processor config
+    that vLLM's Qwen3-VL processor loads (no video is ever used).
     """
     import torch
     from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
@@ -150,12 +152,14 @@ def build_tiny_qwen3_vl(folder: str | os.PathLike, *, seed: int = 0) -> Path:
             "num_hidden_layers": 2,
             "num_attention_heads": 4,
             "num_key_value_heads": 2,
-            "head_dim": 16,
+            # vLLM's CPU attention needs head_dim >= 32 (16 fails: "Unsupported CPU attention
+            # configuration"), so both engines run this model.
+            "head_dim": 32,
             "max_position_embeddings": 4096,
             "rope_parameters": {
                 "rope_type": "default",
                 "rope_theta": 5_000_000.0,
-                "mrope_section": [2, 3, 3],
+                "mrope_section": [4, 6, 6],
                 "mrope_interleaved": True,
             },
             "pad_token_id": ids["<|endoftext|>"],
@@ -202,5 +206,5 @@ def build_tiny_qwen3_vl(folder: str | os.PathLike, *, seed: int = 0) -> Path:
     processor = SpamGuardQwen3VLProcessor(
         image_processor=image_processor, tokenizer=tokenizer, chat_template=CHAT_TEMPLATE
     )
-    processor.save_pretrained(folder)
+    processor.save_pretrained(folder)  # writes the video processor config too
     return folder

@@ -16,6 +16,7 @@ from hf_spamguard.cli._options import _check
 F = TypeVar("F", bound=Callable[..., Any])
 
 _AT_LEAST_ONE = {"min": 1}
+_ENGINES = {"choices": ("transformers", "vllm")}  # hf_spamguard.predict.ENGINES (not imported: CLI start)
 
 
 def _at_least_one(option: str) -> Callable[[Any], Any]:
@@ -72,12 +73,32 @@ def register(app: typer.Typer) -> None:
         ),
         reason: bool = typer.Option(True, "--reason/--no-reason", help="Write a reason for every verdict."),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+        engine: str = typer.Option(
+            "transformers",
+            "--engine",
+            callback=lambda value: _check("--engine", _ENGINES, value),
+            help="VLM engine: transformers (the listing-spam pipeline) or vllm (vLLM installed in its own "
+            "environment: scripts/vllm-cpu-env.sh on CPU). Same prompts, temperature, policy and verdicts. "
+            "One of: transformers, vllm.",
+        ),
     ) -> None:
         """Score a dataset split; one verdict per line, in input order."""
-        from hf_spamguard.predict import predict_to_jsonl
+        from hf_spamguard.predict import check_engine, predict_to_jsonl
+
+        try:
+            check_engine(engine)
+        except ModuleNotFoundError as exc:
+            raise UserError(str(exc)) from None
 
         summary = predict_to_jsonl(
-            model, dataset, split=split, out=out, batch_size=batch_size, reason=reason, progress=progress
+            model,
+            dataset,
+            split=split,
+            out=out,
+            batch_size=batch_size,
+            reason=reason,
+            progress=progress,
+            engine=engine,
         )
         decisions = ", ".join(f"{k} {v}" for k, v in sorted(summary.decisions.items()))
         typer.echo(

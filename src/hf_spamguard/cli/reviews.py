@@ -28,6 +28,13 @@ def label(config: LabelingConfig, progress: Progress = True) -> None:
     """
     from hf_spamguard.reviews.labeling import label_reviews
 
+    if config.engine == "vllm":
+        from hf_spamguard.vllm_engine import check_vllm_installed
+
+        try:
+            check_vllm_installed()
+        except ModuleNotFoundError as exc:
+            raise UserError(str(exc)) from None
     result = label_reviews(config, progress=progress)
     rate = result.rows_labelled_now / result.seconds if result.seconds else 0.0
     typer.echo(

@@ -46,8 +46,18 @@ class LabelingConfig:
     dtype: str | None = field(
         default=None, metadata={"help": "Model dtype (default: bfloat16 on GPU, float32 on CPU)."}
     )
+    engine: str = field(
+        default="transformers",
+        metadata={
+            "help": "Teacher engine: transformers, or vllm (vLLM in its own environment; it batches by "
+            "itself, a shard at a time). The same prompts and probabilities; part of the job's identity.",
+            "choices": ("transformers", "vllm"),
+        },
+    )
 
     def __post_init__(self) -> None:
+        if self.engine not in ("transformers", "vllm"):
+            raise ValueError(f"engine must be transformers or vllm, got {self.engine!r}")
         if self.shard_size < 1 or self.batch_size < 1:
             raise ValueError("shard_size and batch_size must be >= 1")
         if self.limit is not None and self.limit < 0:

@@ -105,6 +105,7 @@ def _identity(config: LabelingConfig, taxonomy: Taxonomy) -> dict[str, Any]:
         "max_rationale_tokens": config.max_rationale_tokens if config.rationale else None,
         "max_text_chars": config.max_text_chars,
         "limit": config.limit,
+        "engine": config.engine,
     }
 
 
@@ -127,7 +128,8 @@ def _check_identity(old: dict[str, Any], new: dict[str, Any], out_dir: Path) -> 
                 "or use a new --out"
             ),
         },
-        same={"teacher_fingerprint": same_teacher},
+        # A job recorded before engines existed ran on transformers.
+        same={"teacher_fingerprint": same_teacher, "engine": lambda a, b: (a or "transformers") == b},
         adopt_missing=_LATER_IDENTITY_FIELDS,
     )
 
@@ -239,6 +241,22 @@ def _label_shard(labeler: TeacherLabeler, chunk: pd.DataFrame, batch_size: int, 
 # --------------------------------------------------------------------------------------------- the job
 
 
+def _load_labeler(config: LabelingConfig, taxonomy: Taxonomy) -> TeacherLabeler:
+    """The teacher of ``config`` on its engine (transformers, or vLLM: :mod:`hf_spamguard.reviews.vllm_teacher`)."""
+    labeler_class = TeacherLabeler
+    if config.engine == "vllm":
+        from hf_spamguard.reviews.vllm_teacher import VLLMTeacherLabeler as labeler_class
+    return labeler_class.from_pretrained(
+        config.teacher,
+        taxonomy,
+        device=default_device(config.device),
+        dtype=config.dtype,
+        max_text_chars=config.max_text_chars,
+        rationale=config.rationale,
+        max_rationale_tokens=config.max_rationale_tokens,
+    )
+
+
 def label_reviews(
     config: LabelingConfig,
     *,
@@ -307,16 +325,9 @@ def _label_locked(
     total = sum(shard_rows(k) for k in range(n_shards) if mine(k))
     labelled_now = rows_now = 0
     if todo:
-        if labeler is None:
-            labeler = TeacherLabeler.from_pretrained(
-                config.teacher,
-                taxonomy,
-                device=default_device(config.device),
-                dtype=config.dtype,
-                max_text_chars=config.max_text_chars,
-                rationale=config.rationale,
-                max_rationale_tokens=config.max_rationale_tokens,
-            )
+        own = labeler is None
+        if own:
+            labeler = _load_labeler(config, taxonomy)
             # A Hub teacher is in the local cache only now: record the revision actually loaded, and
             # refuse when the Hub moved on since the job's earlier shards were labelled.
             loaded = teacher_fingerprint(config.teacher)
@@ -324,29 +335,37 @@ def _label_locked(
                 identity = {**identity, "teacher_fingerprint": loaded}
                 if old is not None:
                     _check_identity(old, identity, out)
+        # vLLM schedules its own batches: it gets a shard at a time.
+        batch_size = (
+            max(config.batch_size, config.shard_size) if config.engine == "vllm" else config.batch_size
+        )
         todo_set = set(todo)
-        with tqdm(
-            total=total,
-            initial=total - sum(shard_rows(k) for k in todo),
-            unit="review",
-            desc="labelling" if world == 1 else f"labelling [{rank + 1}/{world}]",
-            disable=not progress,
-            dynamic_ncols=True,
-            smoothing=0.1,
-        ) as bar:
-            for k, chunk in _iter_shards(config, n_rows):
-                if k not in todo_set:
-                    continue
-                table, info = _label_shard(labeler, chunk, config.batch_size, bar, rank)
-                shards.write(k, table)
-                done[k] = {"rows": len(chunk), **info}
-                done = shards.scan(done)  # progress of every process, as far as the files tell
-                _write_progress(out, identity, n_rows, n_shards, done, {"complete": False})
-                labelled_now += 1
-                rows_now += len(chunk)
-                todo_set.discard(k)
-                if not todo_set:
-                    break
+        try:
+            with tqdm(
+                total=total,
+                initial=total - sum(shard_rows(k) for k in todo),
+                unit="review",
+                desc="labelling" if world == 1 else f"labelling [{rank + 1}/{world}]",
+                disable=not progress,
+                dynamic_ncols=True,
+                smoothing=0.1,
+            ) as bar:
+                for k, chunk in _iter_shards(config, n_rows):
+                    if k not in todo_set:
+                        continue
+                    table, info = _label_shard(labeler, chunk, batch_size, bar, rank)
+                    shards.write(k, table)
+                    done[k] = {"rows": len(chunk), **info}
+                    done = shards.scan(done)  # progress of every process, as far as the files tell
+                    _write_progress(out, identity, n_rows, n_shards, done, {"complete": False})
+                    labelled_now += 1
+                    rows_now += len(chunk)
+                    todo_set.discard(k)
+                    if not todo_set:
+                        break
+        finally:
+            if own and hasattr(labeler, "close"):
+                labeler.close()  # the vLLM engine's memory and processes
         if todo_set:
             raise RuntimeError(
                 f"the input ended before shards {sorted(todo_set)[:5]}: did it change while labelling?"

@@ -33,7 +33,14 @@ from hf_spamguard.prompts import (
 from hf_spamguard.taxonomy import Taxonomy, load_taxonomy
 from hf_spamguard.verdict import clean_reason
 
-__all__ = ["TeacherLabeler", "default_device", "dtype_name", "same_teacher", "teacher_fingerprint"]
+__all__ = [
+    "TeacherLabeler",
+    "default_device",
+    "dtype_name",
+    "same_teacher",
+    "teacher_fingerprint",
+    "teacher_tokenizer",
+]
 
 
 def _value_tokens(tokenizer: Any, segment: str) -> tuple[list[int], int, int, list[int], list[int]]:
@@ -84,7 +91,8 @@ class TeacherLabeler:
         ]
         self.rationale_ids = tokenizer(REVIEW_RATIONALE_PREFIX, add_special_tokens=False)["input_ids"]
         # Qwen-VL models walk the cache with multimodal rotary positions, plain decoders with 1-D ones.
-        self._own_positions = model_calls(model).rope is not None
+        # (No model: another engine runs it, hf_spamguard.reviews.vllm_teacher.)
+        self._own_positions = model is not None and model_calls(model).rope is not None
 
     @classmethod
     def from_pretrained(
@@ -97,35 +105,22 @@ class TeacherLabeler:
         **kwargs: Any,
     ) -> TeacherLabeler:
         """Load a teacher (Qwen3-VL folders via :mod:`hf_spamguard.modeling`; other chat models via Auto classes)."""
-        from transformers import AutoConfig
-
-        from hf_spamguard.modeling import (
-            choose_device_and_dtype,
-            is_adapter_folder,
-            load_model,
-            load_processor,
-        )
+        from hf_spamguard.modeling import choose_device_and_dtype, load_model
 
         path = str(path)
         _check_teacher_exists(path)
-        model_type = (
-            "" if is_adapter_folder(path) else getattr(AutoConfig.from_pretrained(path), "model_type", "")
-        )
-        if is_adapter_folder(path) or model_type.startswith("qwen3_vl"):
-            processor = load_processor(path)
-            tokenizer = processor.tokenizer
+        tokenizer = teacher_tokenizer(path)
+        if _is_qwen3_vl(path):
             model = load_model(path, device=device, dtype=dtype)
         else:
-            from transformers import AutoModelForCausalLM, AutoModelForImageTextToText, AutoTokenizer
+            from transformers import AutoModelForCausalLM, AutoModelForImageTextToText
 
             dev, dt = choose_device_and_dtype(device, dtype)
-            tokenizer = AutoTokenizer.from_pretrained(path)
             try:
                 model = AutoModelForImageTextToText.from_pretrained(path, dtype=dt)
             except ValueError:  # a text-only chat model
                 model = AutoModelForCausalLM.from_pretrained(path, dtype=dt)
             model = model.to(dev).eval()
-        tokenizer.padding_side = "left"
         return cls(model, tokenizer, taxonomy, **kwargs)
 
     @property
@@ -233,6 +228,33 @@ class TeacherLabeler:
             )
             rationales = [clean_reason(text) for text in raw]
         return probs, rationales
+
+
+def _is_qwen3_vl(path: str) -> bool:
+    """Qwen3-VL folders (and peft adapters, the project's own) load through :mod:`hf_spamguard.modeling`."""
+    from transformers import AutoConfig
+
+    from hf_spamguard.modeling import is_adapter_folder
+
+    if is_adapter_folder(path):
+        return True
+    return getattr(AutoConfig.from_pretrained(path), "model_type", "").startswith("qwen3_vl")
+
+
+def teacher_tokenizer(path: str | os.PathLike[str]) -> Any:
+    """The teacher's tokenizer (left padding): its processor's for Qwen3-VL folders and adapters, else
+    ``AutoTokenizer``'s. Every engine renders and tokenises the teacher's prompts with it."""
+    path = str(path)
+    if _is_qwen3_vl(path):
+        from hf_spamguard.modeling import load_processor
+
+        tokenizer = load_processor(path).tokenizer
+    else:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer.padding_side = "left"
+    return tokenizer
 
 
 # --------------------------------------------------------------------------------------------- identity
