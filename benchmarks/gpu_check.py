@@ -494,56 +494,29 @@ def run_scoring(model_dir: Path, *, mode: str, cuda: bool) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------------
 
 
-def stock_processor_view(model_dir: Path, dest: Path) -> Path:
-    """``model_dir`` seen with the stock ``Qwen3VLProcessor``: links to its files, the two JSON files that
-    name the project's processor class rewritten. An engine process that never imports hf_spamguard
-    (vLLM's) cannot resolve ``SpamGuardQwen3VLProcessor``."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for src in model_dir.iterdir():
-        target = dest / src.name
-        if src.name in ("processor_config.json", "tokenizer_config.json"):
-            data = json.loads(src.read_text())
-            data["processor_class"] = "Qwen3VLProcessor"
-            target.write_text(json.dumps(data, indent=2))
-        elif not target.exists():
-            target.symlink_to(src.resolve())
-    return dest
-
-
 def run_vllm(model_dir: Path, *, mode: str) -> dict[str, Any]:
-    """vLLM's offline engine on the same prompts (greedy, 48 new tokens): requests/s and tokens/s.
-    Not run yet anywhere (vLLM was never installed with this project)."""
-    from vllm import LLM, SamplingParams
-
-    from hf_spamguard.modeling import load_processor
-    from hf_spamguard.prompts import PromptConfig
-    from hf_spamguard.scoring import listing_prompt
+    """The project's vLLM engine (:class:`hf_spamguard.vllm_engine.VLLMListingScorer`: the same prompts,
+    label tokens and verdicts as the pipeline) on the same listings: listings/s scoring only and with
+    reasons (48 tokens)."""
+    from hf_spamguard.vllm_engine import VLLMListingScorer
 
     size = MODES[mode]
-    processor = load_processor(model_dir)
-    config = PromptConfig(max_pixels=size["image_px"] ** 2)
-    engine_dir = stock_processor_view(model_dir, model_dir.parent / "vllm-view")
-    prompts = []
-    for row in synthetic_listings(size["score_n"], size["image_px"]):
-        prompt, images = listing_prompt(processor, row["description"], row["image"], prompt_config=config)
-        prompts.append({"prompt": prompt, "multi_modal_data": {"image": images[0]}} if images else prompt)
-    llm = LLM(
-        model=str(engine_dir), dtype="bfloat16", max_model_len=4096, gpu_memory_utilization=0.5,
-        limit_mm_per_prompt={"image": 1}, seed=0,
-    )  # fmt: skip
-    params = SamplingParams(temperature=0.0, max_tokens=48)
-    llm.generate(prompts[:4], params)
-    started = time.perf_counter()
-    outs = llm.generate(prompts, params)
-    seconds = time.perf_counter() - started
-    tokens = sum(len(o.outputs[0].token_ids) for o in outs)
-    return {
-        "requests": len(prompts),
-        "seconds": round(seconds, 3),
-        "requests_per_s": round(len(prompts) / seconds, 2),
-        "output_tokens_per_s": round(tokens / seconds, 1),
-        "summary": f"{len(prompts) / seconds:.1f} requests/s, {tokens / seconds:.0f} new tokens/s (48 max)",
-    }
+    rows = [
+        {"text": r["description"], "image": r["image"]}
+        for r in synthetic_listings(size["score_n"], size["image_px"])
+    ]
+    out: dict[str, Any] = {"requests": len(rows)}
+    with VLLMListingScorer(model_dir, gpu_memory_utilization=0.5) as scorer:
+        scorer(rows[:4], reason=True)  # warm-up
+        for name, reason in (("score", False), ("reasons", True)):
+            started = time.perf_counter()
+            scorer(rows, reason=reason)
+            seconds = time.perf_counter() - started
+            out[f"{name}_listings_per_s"] = round(len(rows) / seconds, 2)
+    out["summary"] = (
+        f"{out['score_listings_per_s']:.1f} listings/s scoring, {out['reasons_listings_per_s']:.1f} with reasons"
+    )
+    return out
 
 
 def run_child(report: Report, name: str, model_dir: Path, work: Path, *, mode: str, cuda: bool) -> None:

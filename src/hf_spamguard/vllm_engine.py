@@ -39,7 +39,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["VLLMEngine", "VLLMListingScorer", "check_vllm_installed", "vllm_available"]
+__all__ = [
+    "VLLMEngine",
+    "VLLMListingScorer",
+    "check_vllm_installed",
+    "engine_arguments",
+    "vllm_available",
+]
 
 INSTALL_HINT = (
     "the vllm engine needs vLLM, which pins its own torch and transformers: install it in an environment "
@@ -70,34 +76,99 @@ def _cuda_available() -> bool:
         return False
 
 
+#: Files that name the processor class; vLLM's processes resolve it without ``import hf_spamguard``.
+_PROCESSOR_CLASS_FILES = ("processor_config.json", "tokenizer_config.json")
+
+
 def _serving_folder(model_dir: Path, stack: contextlib.ExitStack) -> Path:
-    """A folder vLLM can load for ``model_dir``: the folder itself, or a temporary one.
+    """A folder vLLM can load for ``model_dir``: the folder itself, or a temporary view of it.
 
     A peft adapter is merged into its base model first (:func:`hf_spamguard.modeling.merge_adapter`, in a
     temporary folder removed when the engine closes): vLLM's LoRA support covers the language model
-    only, and a merged folder gives exactly the transformers engine's weights. A Qwen3-VL folder saved
-    before the project wrote ``video_preprocessor_config.json`` gets a temporary folder of links to its
-    files plus that config (vLLM's Qwen3-VL processor refuses a folder without it); the model folder
-    itself is never written to.
+    only, and a merged folder gives exactly the transformers engine's weights. A Qwen3-VL folder the
+    project saved names its processor ``SpamGuardQwen3VLProcessor``, which vLLM's engine processes
+    cannot resolve (they never import hf_spamguard): they see a view of links to its files in which the
+    two JSON files naming the class say ``Qwen3VLProcessor`` (the same tokenizer and image processor; only
+    the video half the project never uses differs), plus ``video_preprocessor_config.json`` when the
+    folder predates it. The model folder itself is never written to.
     """
+    import json
+
     from hf_spamguard.files import CONFIG_FILE, VIDEO_PROCESSOR_CONFIG_FILE, read_json
-    from hf_spamguard.modeling import is_adapter_folder
+    from hf_spamguard.modeling import SpamGuardQwen3VLProcessor, is_adapter_folder
 
     if is_adapter_folder(model_dir):
         from hf_spamguard.modeling import merge_adapter
 
         merged = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="spamguard-vllm-merged-")))
-        return merge_adapter(model_dir, merged)
+        model_dir = merge_adapter(model_dir, merged)
     config = read_json(model_dir / CONFIG_FILE) or {}
-    if "vision_config" not in config or (model_dir / VIDEO_PROCESSOR_CONFIG_FILE).is_file():
+    if "vision_config" not in config:
         return model_dir
-    from hf_spamguard.modeling import load_processor, write_video_processor_config
-
-    linked = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="spamguard-vllm-")))
+    own_class = SpamGuardQwen3VLProcessor.__name__
+    renamed = {
+        name: data
+        for name in _PROCESSOR_CLASS_FILES
+        if isinstance(data := read_json(model_dir / name), dict) and data.get("processor_class") == own_class
+    }
+    has_video = (model_dir / VIDEO_PROCESSOR_CONFIG_FILE).is_file()
+    if not renamed and has_video:
+        return model_dir
+    view = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="spamguard-vllm-")))
     for item in model_dir.iterdir():
-        (linked / item.name).symlink_to(item.resolve())
-    write_video_processor_config(linked, load_processor(model_dir).image_processor)
-    return linked
+        if item.name in renamed:
+            data = {**renamed[item.name], "processor_class": "Qwen3VLProcessor"}
+            (view / item.name).write_text(json.dumps(data, indent=2) + "\n")
+        else:
+            (view / item.name).symlink_to(item.resolve())
+    if not has_video:
+        from hf_spamguard.modeling import load_processor, write_video_processor_config
+
+        write_video_processor_config(view, load_processor(model_dir).image_processor)
+    return view
+
+
+def engine_arguments(
+    model_dir: Path,
+    stack: contextlib.ExitStack,
+    *,
+    dtype: str | None = None,
+    max_model_len: int | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The ``vllm.LLM`` (engine) arguments of every vLLM run of the project — :class:`VLLMEngine`'s and
+    the Ray Data teacher's (:mod:`hf_spamguard.reviews.ray_teacher`) — for the local folder ``model_dir``
+    (served through :func:`_serving_folder`, whose temporary folders live as long as ``stack``).
+
+    Sets, unless already set, the environment vLLM reads at import: ``VLLM_LOGGING_LEVEL=WARNING`` (its
+    INFO log is a page per engine start), and on CPU ``VLLM_ENABLE_V1_MULTIPROCESSING=0`` and
+    ``VLLM_CPU_KVCACHE_SPACE=1`` (see the module docstring).
+    """
+    from hf_spamguard.files import CONFIG_FILE, read_json
+
+    gpu = _cuda_available()
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+    if not gpu:
+        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    folder = _serving_folder(Path(model_dir), stack)
+    config = read_json(folder / CONFIG_FILE) or {}
+    text_config = config.get("text_config", config)
+    if max_model_len is None:
+        max_model_len = min(int(text_config.get("max_position_embeddings") or 8192), 8192)
+    kwargs: dict[str, Any] = {
+        "model": str(folder),
+        "tokenizer": str(folder),
+        "dtype": dtype or ("bfloat16" if gpu else "float32"),
+        "max_model_len": max_model_len,
+        "seed": seed,
+        "enable_prefix_caching": True,
+        # The log-probabilities after allowed_token_ids: renormalised over the label pair.
+        "logprobs_mode": "processed_logprobs",
+    }
+    if "vision_config" in config:
+        kwargs["limit_mm_per_prompt"] = {"image": 1, "video": 0}
+    return kwargs
 
 
 class VLLMEngine:
@@ -121,35 +192,14 @@ class VLLMEngine:
         **engine_kwargs: Any,
     ) -> None:
         check_vllm_installed()
-        from hf_spamguard.files import CONFIG_FILE, read_json
         from hf_spamguard.hub_io import local_folder
 
         self._stack = contextlib.ExitStack()
         self.model_dir = local_folder(model_dir)
-        gpu = _cuda_available()
-        # Before vLLM is imported (it reads them then). Its INFO log is a page per engine start: a
-        # command's own output would drown in it.
-        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
-        if not gpu:
-            os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
         try:
-            folder = _serving_folder(self.model_dir, self._stack)
-            config = read_json(folder / CONFIG_FILE) or {}
-            text_config = config.get("text_config", config)
-            if max_model_len is None:
-                max_model_len = min(int(text_config.get("max_position_embeddings") or 8192), 8192)
-            kwargs: dict[str, Any] = {
-                "model": str(folder),
-                "tokenizer": str(folder),
-                "dtype": dtype or ("bfloat16" if gpu else "float32"),
-                "max_model_len": max_model_len,
-                "seed": seed,
-                "enable_prefix_caching": True,
-                "logprobs_mode": "processed_logprobs",
-            }
-            if "vision_config" in config:
-                kwargs["limit_mm_per_prompt"] = {"image": 1, "video": 0}
+            kwargs = engine_arguments(
+                self.model_dir, self._stack, dtype=dtype, max_model_len=max_model_len, seed=seed
+            )
             kwargs.update(engine_kwargs)
             from vllm import LLM
 
@@ -157,7 +207,7 @@ class VLLMEngine:
         except BaseException:
             self._stack.close()
             raise
-        self.max_model_len = max_model_len
+        self.max_model_len = kwargs["max_model_len"]
 
     # ------------------------------------------------------------------------------------ questions
     def logit_diffs(self, prompts: Sequence[dict[str, Any]], true_id: int, false_id: int) -> list[float]:

@@ -1,4 +1,5 @@
-"""`spamguard label --engine vllm` against the transformers teacher on the tiny Qwen3-VL (CPU).
+"""`spamguard label --engine vllm` (and `--ray`: Ray Data in front of vLLM, on a local cluster) against
+the transformers teacher on the tiny Qwen3-VL (CPU).
 
 Runs in the vLLM environment (`scripts/vllm-cpu-env.sh DIR`, then `DIR/bin/python -m pytest -m vllm`);
 skipped elsewhere. The reference is the transformers teacher in this process; the vLLM runs are real
@@ -102,3 +103,21 @@ def test_vllm_labelling_resumes_after_sigkill(
     assert not list(out.rglob("*.tmp")), "temporary files left behind"
     final = read_manifest(out)
     assert final["complete"] and final["shards_done"] == final["n_shards"]
+
+
+def test_ray_data_teacher_gives_the_transformers_probabilities(
+    tiny_model_dir: Path, reviews_dir: Path, reference: pd.DataFrame, tmp_path: Path
+) -> None:
+    out = tmp_path / "ray"
+    cmd = [c for c in _cmd(tiny_model_dir, reviews_dir, out) if c != "--rationale"] + ["--ray"]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr[-4000:]
+    assert "labels:" in run.stdout
+    got = load_labels(out)
+    _assert_same_labels(got, reference)
+    assert got["rationale"].isna().all()
+    manifest = read_manifest(out)
+    assert manifest["engine"] == "vllm" and manifest["complete"]
+    # The same job without Ray resumes it (the engine is the job's identity, Ray is not): nothing to do.
+    again = subprocess.run([c for c in cmd if c != "--ray"], capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "(0 now" in again.stdout, again.stderr[-2000:]

@@ -29,10 +29,13 @@ def label(config: LabelingConfig, progress: Progress = True) -> None:
     from hf_spamguard.reviews.labeling import label_reviews
 
     if config.engine == "vllm":
+        from hf_spamguard.reviews.ray_engine import check_ray_installed
         from hf_spamguard.vllm_engine import check_vllm_installed
 
         try:
             check_vllm_installed()
+            if config.ray:
+                check_ray_installed()
         except ModuleNotFoundError as exc:
             raise UserError(str(exc)) from None
     result = label_reviews(config, progress=progress)

@@ -55,9 +55,35 @@ class LabelingConfig:
         },
     )
 
+    ray: bool = field(
+        default=False,
+        metadata={
+            "help": "With --engine vllm: run the teacher through Ray Data (ray.data.llm) on a local cluster or "
+            "the one at --ray-address; the same probabilities, no rationales.",
+        },
+    )
+    ray_address: str | None = field(
+        default=None,
+        metadata={
+            "help": "With --ray: the cluster (auto: the running one; default: $RAY_ADDRESS or a new local one)."
+        },
+    )
+    ray_concurrency: int = field(
+        default=1, metadata={"help": "With --ray: vLLM replicas (Ray actors).", "min": 1}
+    )
+
     def __post_init__(self) -> None:
         if self.engine not in ("transformers", "vllm"):
             raise ValueError(f"engine must be transformers or vllm, got {self.engine!r}")
+        if self.ray and self.engine != "vllm":
+            raise ValueError("--ray runs the vLLM teacher on Ray Data: add --engine vllm")
+        if self.ray and self.rationale:
+            raise ValueError(
+                "--ray labels probabilities only (a rationale follows the whole answer's path): drop "
+                "--rationale, or label with --engine vllm without --ray"
+            )
+        if self.ray_concurrency < 1:
+            raise ValueError(f"ray_concurrency must be >= 1, got {self.ray_concurrency}")
         if self.shard_size < 1 or self.batch_size < 1:
             raise ValueError("shard_size and batch_size must be >= 1")
         if self.limit is not None and self.limit < 0:

@@ -243,6 +243,19 @@ def _label_shard(labeler: TeacherLabeler, chunk: pd.DataFrame, batch_size: int, 
 
 def _load_labeler(config: LabelingConfig, taxonomy: Taxonomy) -> TeacherLabeler:
     """The teacher of ``config`` on its engine (transformers, or vLLM: :mod:`hf_spamguard.reviews.vllm_teacher`)."""
+    if config.ray:
+        from hf_spamguard.reviews.ray_engine import check_address
+        from hf_spamguard.reviews.ray_teacher import RayTeacherLabeler
+
+        check_address(config.ray_address)
+        return RayTeacherLabeler.from_pretrained(
+            config.teacher,
+            taxonomy,
+            dtype=config.dtype,
+            max_text_chars=config.max_text_chars,
+            address=config.ray_address,
+            concurrency=config.ray_concurrency,
+        )
     labeler_class = TeacherLabeler
     if config.engine == "vllm":
         from hf_spamguard.reviews.vllm_teacher import VLLMTeacherLabeler as labeler_class
@@ -350,17 +363,29 @@ def _label_locked(
                 dynamic_ncols=True,
                 smoothing=0.1,
             ) as bar:
+                # A labeller with a `prepare` pass (Ray Data) labels groups of shards at once; the
+                # others a shard at a time. Either way each shard is written atomically as it is done.
+                group_rows = getattr(labeler, "pass_rows", 0)
+                group: list[tuple[int, pd.DataFrame]] = []
                 for k, chunk in _iter_shards(config, n_rows):
                     if k not in todo_set:
                         continue
-                    table, info = _label_shard(labeler, chunk, batch_size, bar, rank)
-                    shards.write(k, table)
-                    done[k] = {"rows": len(chunk), **info}
-                    done = shards.scan(done)  # progress of every process, as far as the files tell
-                    _write_progress(out, identity, n_rows, n_shards, done, {"complete": False})
-                    labelled_now += 1
-                    rows_now += len(chunk)
-                    todo_set.discard(k)
+                    group.append((k, chunk))
+                    last = len(todo_set) == len(group)
+                    if sum(len(c) for _, c in group) < group_rows and not last:
+                        continue
+                    if group_rows:
+                        labeler.prepare([c for _, c in group])
+                    for k_done, chunk_done in group:
+                        table, info = _label_shard(labeler, chunk_done, batch_size, bar, rank)
+                        shards.write(k_done, table)
+                        done[k_done] = {"rows": len(chunk_done), **info}
+                        done = shards.scan(done)  # progress of every process, as far as the files tell
+                        _write_progress(out, identity, n_rows, n_shards, done, {"complete": False})
+                        labelled_now += 1
+                        rows_now += len(chunk_done)
+                        todo_set.discard(k_done)
+                    group = []
                     if not todo_set:
                         break
         finally:
