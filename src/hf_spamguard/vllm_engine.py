@@ -67,6 +67,24 @@ def check_vllm_installed() -> None:
         raise ModuleNotFoundError(f"vllm is not installed: {INSTALL_HINT}")
 
 
+class _NoThreadBindingNotice:
+    """A logging filter dropping vLLM's CPU worker notice "CPU backend doesn't allow to use
+    `torch.set_num_threads` after the thread binding": with the engine in the calling process, vLLM's
+    own photo preprocessing calls ``torch.set_num_threads`` around every photo and each call logs it —
+    hundreds of identical lines in a command's output, about nothing the user did."""
+
+    def filter(self, record: Any) -> bool:
+        return "torch.set_num_threads` after the thread binding" not in str(record.msg)
+
+
+def _quiet_vllm_notices() -> None:
+    import logging
+
+    worker_logger = logging.getLogger("vllm.v1.worker.cpu_worker")
+    if not any(isinstance(f, _NoThreadBindingNotice) for f in worker_logger.filters):
+        worker_logger.addFilter(_NoThreadBindingNotice())
+
+
 def _cuda_available() -> bool:
     try:
         import torch
@@ -201,6 +219,7 @@ class VLLMEngine:
                 self.model_dir, self._stack, dtype=dtype, max_model_len=max_model_len, seed=seed
             )
             kwargs.update(engine_kwargs)
+            _quiet_vllm_notices()
             from vllm import LLM
 
             self.llm = LLM(**kwargs)
