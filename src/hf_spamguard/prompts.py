@@ -467,3 +467,32 @@ def student_texts(reviews: Any) -> list[str]:
         (f"{t} [place: {n} | {c}]" if n and c else f"{t} [place: {n or c}]") if (n or c) else t
         for t, n, c in zip(texts, column("place_name"), column("category"), strict=True)
     ]
+
+
+def student_texts_arrow(text: Any, place_name: Any = None, category: Any = None) -> Any:
+    """:func:`student_texts` over Arrow string arrays (``None``: the column is absent), in Arrow's C++
+    kernels: the same strings (a test compares them), for batch scoring, which reads Arrow tables.
+    Returns a ``large_string`` array; nulls count as ""."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    def column(arr: Any) -> Any:
+        return pc.fill_null(arr.cast(pa.large_string()), "")
+
+    t = column(text)
+    if place_name is None and category is None:
+        return t
+    empty = pa.array([""] * len(t), pa.large_string())
+    n = column(place_name) if place_name is not None else empty
+    c = column(category) if category is not None else empty
+
+    def lit(value: str) -> Any:
+        return pa.scalar(value, pa.large_string())
+
+    has_n = pc.greater(pc.binary_length(n), 0)
+    has_c = pc.greater(pc.binary_length(c), 0)
+    both = pc.binary_join_element_wise(t, lit(" [place: "), n, lit(" | "), c, lit("]"), lit(""))
+    if pc.all(has_n).as_py() and pc.all(has_c).as_py():
+        return both  # the usual case: every place known by name and category
+    one = pc.binary_join_element_wise(t, lit(" [place: "), pc.if_else(has_n, n, c), lit("]"), lit(""))
+    return pc.if_else(pc.and_(has_n, has_c), both, pc.if_else(pc.or_(has_n, has_c), one, t))

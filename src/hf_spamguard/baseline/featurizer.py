@@ -32,6 +32,7 @@ from hf_spamguard.baseline.hashing import (
     bucket,
     encode_bytes,
     sorted_unique,
+    string_bytes,
     word_buckets,
 )
 from hf_spamguard.baseline.stuffing import STUFFING_FEATURES, stuffing_features
@@ -83,16 +84,26 @@ class _Block(NamedTuple):
     tf: np.ndarray | None  # None: 1 per occurrence
     doc_sorted: bool  # entries are in document order (per-document sums by reduceat)
 
-    def doc_sum(self, values: np.ndarray, n: int) -> np.ndarray:
-        """Per-document sums of ``values`` (one per entry)."""
+    def segments(self, n: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """(first entry of each non-empty document, which documents are non-empty) of a document-sorted
+        block, for :meth:`doc_sum` (computed once per block: every head sums over the same ranges)."""
+        if not self.doc_sorted:
+            return None
+        bounds = np.searchsorted(self.doc, np.arange(n + 1))
+        nonempty = bounds[1:] > bounds[:-1]
+        return bounds[:-1][nonempty], nonempty
+
+    def doc_sum(
+        self, values: np.ndarray, n: int, segments: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> np.ndarray:
+        """Per-document sums of ``values`` (one per entry); ``segments``: :meth:`segments` of ``n``."""
         if not self.doc_sorted:
             return np.bincount(self.doc, weights=values, minlength=n)
         # reduceat over contiguous document ranges is several times cheaper than a weighted bincount
-        bounds = np.searchsorted(self.doc, np.arange(n + 1))
-        nonempty = bounds[1:] > bounds[:-1]
+        starts, nonempty = segments if segments is not None else self.segments(n)
         out = np.zeros(n)
         if values.size:
-            out[nonempty] = np.add.reduceat(values, bounds[:-1][nonempty])
+            out[nonempty] = np.add.reduceat(values, starts)
         return out
 
 
@@ -106,13 +117,26 @@ class _Chunk:
 
 
 def featurize_chunk(texts: Sequence[str], config: FeaturizerConfig) -> _Chunk:
-    """Hash every n-gram of ``texts`` and compute the keyword-stuffing features (vectorised)."""
+    """Hash every n-gram of ``texts`` (strings, or an Arrow string array: nulls count as "") and compute
+    the keyword-stuffing features (vectorised)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    texts = ["" if t is None else str(t) for t in texts]
-    n = len(texts)
-    arr = pa.array(texts, type=pa.large_string())
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks()
+    if isinstance(texts, pa.Array):  # no round trip through Python strings (batch scoring)
+        arr = pc.fill_null(texts.cast(pa.large_string()), "")
+        # Rebuilt with offsets from 0: a slice's cast keeps its first offset, and Arrow's ascii_lower
+        # (pyarrow 26) then misreads such an array. Zero-copy for the bytes.
+        data, offsets = string_bytes(arr)
+        arr = pa.Array.from_buffers(
+            pa.large_string(), len(arr), [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+        )
+        texts = arr.to_pylist() if config.char_bits and config.char_ngrams else arr
+    else:
+        texts = ["" if t is None else str(t) for t in texts]
+        arr = pa.array(texts, type=pa.large_string())
+    n = len(arr)
     # ASCII lower-casing keeps byte offsets identical, so per-document byte counts can read the
     # original and lower-cased buffers side by side (the lexicons are ASCII anyway)
     low = pc.ascii_lower(arr)
@@ -219,7 +243,7 @@ class Featurizer:
         return chunks
 
     def _block_values(
-        self, name: str, chunk: _Chunk
+        self, name: str, chunk: _Chunk, segments: tuple[np.ndarray, np.ndarray] | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(doc, bucket, tf * idf, 1 / norm per document) of one block.
 
@@ -231,7 +255,7 @@ class Featurizer:
         w = self.idf[name][buckets].astype(np.float64)
         if tf is not None:
             w = w * tf
-        norm = np.sqrt(block.doc_sum(w * w, chunk.n))
+        norm = np.sqrt(block.doc_sum(w * w, chunk.n, segments))
         inv = np.divide(1.0, norm, out=np.zeros_like(norm), where=norm > 0)
         return doc, buckets, w, inv
 
@@ -265,13 +289,14 @@ class Featurizer:
         scores = np.tile(intercept.astype(np.float64), (chunk.n, 1))
         offset = 0
         for name, bits in self.config.blocks():
-            doc, buckets, w, inv = self._block_values(name, chunk)
+            entries = chunk.occurrences[name]
+            segments = entries.segments(chunk.n)
+            doc, buckets, w, inv = self._block_values(name, chunk, segments)
             # the same sums as X @ coef, but the per-document L2 norm divides the per-document sums
             # instead of every occurrence
             weights = coef[:, offset : offset + (1 << bits)]
-            entries = chunk.occurrences[name]
             for j in range(n_heads):
-                scores[:, j] += entries.doc_sum(weights[j, buckets] * w, chunk.n) * inv
+                scores[:, j] += entries.doc_sum(weights[j, buckets] * w, chunk.n, segments) * inv
             offset += 1 << bits
         dense_coef = coef[:, offset:]
         if dense_coef.any():

@@ -124,8 +124,6 @@ def load_folder(
     it is not valid JSON), and :class:`UntrustedModelError` when the skops file holds any type outside
     :data:`TRUSTED_TYPES` — checked before anything in it is instantiated.
     """
-    sio = _skops_io()
-
     from hf_spamguard.hub_io import local_folder
 
     directory = local_folder(directory, revision=revision, token=token)
@@ -146,9 +144,68 @@ def load_folder(
         raise UntrustedModelError(
             f"{model_path} contains types that are not trusted: {untrusted}; refusing to load"
         )
-    state = sio.load(model_path, trusted=sorted(present))
+    state = _load_plain(model_path)
+    if state is None:  # something the plain reader does not know: skops itself (checked types only)
+        state = _skops_io().load(model_path, trusted=sorted(present))
     policy = Thresholds.load(directory) if (directory / POLICY_FILE).is_file() else None
     return BaselineFolder(directory, config, state, policy)
+
+
+class _NotPlain(Exception):
+    """A node :func:`_load_plain` leaves to skops."""
+
+
+def _load_plain(path: Path) -> dict[str, Any] | None:
+    """The state of a skops file that holds only dicts (str keys), lists, tuples, JSON scalars and plain
+    NumPy arrays (what a multi-label baseline is), read without importing skops; None for anything else.
+
+    Why: ``import skops.io`` imports scikit-learn and SciPy (1-2 s), which is most of the start-up of a
+    whole ``spamguard score`` process. The types were checked against :data:`TRUSTED_TYPES` before; the
+    arrays are read with ``allow_pickle=False``, so nothing but data is instantiated either way.
+    """
+    import io
+    import zipfile
+
+    import numpy as np
+
+    with zipfile.ZipFile(path) as archive:
+        schema = json.loads(archive.read("schema.json"))
+
+        def build(node: Any) -> Any:
+            if not isinstance(node, dict):
+                raise _NotPlain
+            loader, content = node.get("__loader__"), node.get("content")
+            if loader == "DictNode" and isinstance(content, dict):
+                key_types = node.get("key_types", {}).get("content", [])
+                if len(key_types) != len(content) or any(
+                    (k.get("__loader__"), k.get("__module__"), k.get("__class__"))
+                    != ("TypeNode", "builtins", "str")
+                    for k in key_types
+                ):
+                    raise _NotPlain
+                return {k: build(v) for k, v in content.items()}
+            if loader in ("ListNode", "TupleNode") and isinstance(content, list):
+                items = [build(v) for v in content]
+                return items if loader == "ListNode" else tuple(items)
+            if loader == "JsonNode" and node.get("is_json") and isinstance(content, str):
+                value = json.loads(content)
+                if value is not None and not isinstance(value, bool | int | float | str):
+                    raise _NotPlain
+                return value
+            if (loader, node.get("__module__"), node.get("__class__"), node.get("type")) == (
+                "NdArrayNode",
+                "numpy",
+                "ndarray",
+                "numpy",
+            ):
+                return np.load(io.BytesIO(archive.read(node["file"])), allow_pickle=False)
+            raise _NotPlain
+
+        try:
+            state = build(schema)
+        except (_NotPlain, KeyError, ValueError):
+            return None
+    return state if isinstance(state, dict) else None
 
 
 def skops_types(path: str | os.PathLike[str]) -> set[str]:

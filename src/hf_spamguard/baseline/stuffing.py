@@ -133,10 +133,14 @@ class _Docs:
         self.last = self.bounds[1:][self.nonempty] - 1
 
     def sum(self, values: np.ndarray) -> np.ndarray:
+        if values.dtype == bool:
+            # counts: differences of an integer running sum, exact and several times cheaper than a
+            # reduceat that casts every byte to float64 (which was the featuriser's costliest call)
+            running = np.zeros(values.size + 1, dtype=np.int64)
+            np.cumsum(values, dtype=np.int64, out=running[1:])
+            return (running[self.bounds[1:]] - running[self.bounds[:-1]]).astype(np.float64)
         out = np.zeros(self.n)
         if self.first.size:
-            if values.dtype == bool:
-                values = values.view(np.uint8)
             out[self.nonempty] = np.add.reduceat(values, self.first, dtype=np.float64)
         return out
 

@@ -206,7 +206,9 @@ class ScoreConfig:
     chunk_size: int = field(
         default=20_000, metadata={"help": "Rows per chunk (memory is flat in the input size).", "min": 1}
     )
-    n_jobs: int = field(default=-1, metadata={"help": "Worker processes (-1: all cores).", "min": -1})
+    n_jobs: int = field(
+        default=-1, metadata={"help": "Scoring threads of the one process (-1: all cores).", "min": -1}
+    )
     report: bool = field(
         default=True, metadata={"help": "Write OUT.html: label distribution and examples per label."}
     )

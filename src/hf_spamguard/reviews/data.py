@@ -35,12 +35,25 @@ import pandas as pd
 
 from hf_spamguard.data.tsv import DataValidationError
 from hf_spamguard.hub_io import check_hub, is_hub_id, missing_path_error
+from hf_spamguard.reviews.arrow_io import (
+    SeenIds,
+    count_quotes,
+    has_fffd,
+    id_digests,
+    maybe_unclosed,
+    rechunk_tables,
+)
 
 __all__ = [
     "REVIEW_COLUMNS",
     "TABLE_SUFFIXES",
     "count_reviews",
     "input_fingerprint",
+    "SCORE_COLUMNS",
+    "SeenIds",
+    "arrow_readable",
+    "id_digests",
+    "iter_review_tables",
     "iter_reviews",
     "read_place_metadata",
     "read_reviews",
@@ -265,21 +278,34 @@ def _normalise_table(
     return out.reset_index(drop=True)
 
 
-def _refuse_duplicate_ids(ids: pd.Series, path: Path, offset: int, parquet: bool, seen: set[int]) -> None:
-    # Tables are prepared by people: a repeated id is a mistake that would give one review two labels
-    # (Google Local dumps, which repeat reviews by design, are de-duplicated instead). 8 bytes an id.
-    for i, rid in enumerate(ids):
-        key = int.from_bytes(hashlib.blake2b(rid.encode(), digest_size=8).digest(), "little")
-        if key in seen:
-            where = f"row {offset + i + 1}" if parquet else None
-            raise DataValidationError(
-                path,
-                None if parquet else offset + i + 2,  # 1-based, after the header line
-                "id",
-                f"duplicate id {rid!r}{f' ({where})' if where else ''}: an earlier row has it; ids must be "
-                "unique across the input",
-            )
-        seen.add(key)
+def _refuse_duplicate_ids(ids: Any, path: Path, offset: int, parquet: bool, seen: SeenIds) -> None:
+    """Raise on an empty or repeated id (an Arrow string array or a pandas Series of ids).
+
+    Tables are prepared by people: a repeated id is a mistake that would give one review two labels
+    (Google Local dumps, which repeat reviews by design, are de-duplicated instead)."""
+    import pyarrow as pa
+
+    if not isinstance(ids, pa.Array | pa.ChunkedArray):
+        ids = pa.array([v if isinstance(v, str) else None for v in ids], pa.string())
+    if isinstance(ids, pa.ChunkedArray):
+        ids = ids.combine_chunks()
+
+    def where(i: int) -> tuple[int | None, str]:
+        return (None, f" (row {offset + i + 1})") if parquet else (offset + i + 2, "")  # after the header
+
+    if ids.null_count:
+        i = int(np.flatnonzero(np.asarray(ids.is_null()))[0])
+        line, row = where(i)
+        raise DataValidationError(path, line, "id", f"empty id{row}: every row needs an id")
+    i = seen.add(id_digests(ids))
+    if i >= 0:
+        line, row = where(i)
+        raise DataValidationError(
+            path,
+            line,
+            "id",
+            f"duplicate id {ids[i].as_py()!r}{row}: an earlier row has it; ids must be unique across the input",
+        )
 
 
 @contextmanager
@@ -306,8 +332,11 @@ def _iter_table(
     text_column: str | None,
     id_column: str | None,
     keep: Sequence[str],
-    seen: set[int],
+    seen: SeenIds,
+    skip: int = 0,
 ) -> Iterator[pd.DataFrame]:
+    """The table's rows as normalised chunks; ``skip``: rows already read (by the Arrow reader), not
+    yielded again (their ids are in ``seen`` already)."""
     with _reader_errors(path):
         suffix = _suffix(path)
         offset = 0
@@ -331,12 +360,160 @@ def _iter_table(
                 else 0,  # TSV exports do not quote; a stray '"' must not eat lines
             )
         for df in chunks:
+            if offset + len(df) <= skip:
+                offset += len(df)
+                continue
+            if offset < skip:
+                df = df.iloc[skip - offset :]
+                offset = skip
             out = _normalise_table(df, path, offset, prefix, text_column, id_column)
             _refuse_duplicate_ids(out["id"], path, offset, suffix == ".parquet", seen)
             for col in keep:
                 out[col] = df[col].to_numpy() if col in df.columns else None
             offset += len(df)
             yield out
+
+
+# ------------------------------------------------------------------------- Arrow tables (batch scoring)
+
+#: The columns :func:`iter_review_tables` yields: what batch scoring reads of a review.
+SCORE_COLUMNS: tuple[str, ...] = ("id", "text", "place_name", "category", "error")
+
+
+def _arrow_chunks(path: Path, chunk_size: int, prefix: str, seen: SeenIds) -> Iterator[tuple[int, Any]]:
+    """(rows before, Arrow table of :data:`SCORE_COLUMNS`) of a CSV/TSV/Parquet file; ``(rows, None)``
+    last when all was read. Stops silently at anything the pandas reader could read differently (a line
+    Arrow cannot parse, bytes not UTF-8, repeated column names, a column not text): the caller reads the
+    rest with the pandas reader, from the row reached (so its errors are the pandas reader's too)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    suffix = _suffix(path)
+    try:
+        if suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            pf = pq.ParquetFile(path)
+            names = pf.schema_arrow.names
+        else:
+            import pyarrow.csv as pv
+
+            sep = "\t" if suffix == ".tsv" else ","
+            # TSV exports do not quote (QUOTE_NONE in the pandas reader); CSV fields may hold newlines.
+            parse = pv.ParseOptions(
+                delimiter=sep, quote_char=False if sep == "\t" else '"', newlines_in_values=sep == ","
+            )
+            read = pv.ReadOptions(block_size=4 << 20)
+            names = pv.open_csv(path, read_options=read, parse_options=parse).schema.names
+    except (pa.ArrowInvalid, OSError, ValueError):
+        return
+    if len(set(names)) != len(names) or "" in names:
+        return  # pandas renames those ("text.1", "Unnamed: 0"): its reader decides
+    cols = {c.lower(): c for c in names}
+    src = {c: next((cols[a] for a in _ALIASES[c] if a in cols), None) for c in SCORE_COLUMNS[:4]}
+    if src["text"] is None:
+        return  # the pandas reader names the problem
+    wanted = list(dict.fromkeys(v for v in src.values() if v is not None))
+    try:
+        if suffix == ".parquet":
+            types = {f.name: f.type for f in pf.schema_arrow}
+            if not all(pa.types.is_string(types[c]) or pa.types.is_large_string(types[c]) for c in wanted):
+                return
+            batches: Iterator[Any] = pf.iter_batches(batch_size=chunk_size, columns=wanted)
+        else:
+            convert = pv.ConvertOptions(
+                column_types={c: pa.string() for c in [*wanted, names[-1]]},
+                include_columns=list(dict.fromkeys([*wanted, names[-1]])),
+                null_values=[""],
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=True,
+            )
+            batches = iter(pv.open_csv(path, read_options=read, parse_options=parse, convert_options=convert))
+        offset, last = 0, None
+        for batch in batches:
+            n = batch.num_rows
+            if not n:
+                continue
+            cols_of = {c: batch.column(c).cast(pa.string()) for c in wanted}
+            if suffix == ".parquet":
+                for arr in cols_of.values():
+                    arr.validate(full=True)  # Parquet strings are not checked for UTF-8 on reading
+            if src["id"] is None:
+                ids = pc.binary_join_element_wise(
+                    prefix, pa.array(np.arange(offset, offset + n)).cast(pa.string()), ""
+                )
+            else:
+                ids = cols_of[src["id"]]
+            text = cols_of[src["text"]]
+            # invalid UTF-8 never reaches here (it stops the reader); U+FFFD itself is marked as pandas' is
+            bad = has_fffd(text)
+            error = pa.nulls(n, pa.string())
+            if bad.any():
+                lines = np.flatnonzero(bad) + offset + 2  # 1-based, after the header line
+                msgs = np.full(n, None, dtype=object)
+                msgs[bad] = [f"line {k}: undecodable bytes in field {src['text']!r}" for k in lines]
+                error = pa.array(msgs, pa.string())
+                text = pc.if_else(pa.array(bad), pa.scalar(None, pa.string()), text)
+            _refuse_duplicate_ids(ids, path, offset, suffix == ".parquet", seen)
+            data = {"id": ids, "text": text}
+            for c in ("place_name", "category"):
+                data[c] = cols_of[src[c]] if src[c] is not None else pa.nulls(n, pa.string())
+            data["error"] = error
+            if suffix == ".csv":
+                last = batch.column(names[-1])[n - 1].as_py()
+            yield offset, pa.table(data)
+            offset += n
+        if suffix == ".csv" and maybe_unclosed(path, last) and count_quotes(path) % 2:
+            return  # maybe a quote never closed, which Arrow reads to the end and pandas refuses
+    except (pa.ArrowInvalid, OSError):
+        return
+    yield offset, None  # the whole file was read
+
+
+def _frame_to_table(df: pd.DataFrame) -> Any:
+    import pyarrow as pa  # a pandas reader's chunk (strings or missing) as an Arrow one
+
+    return pa.table(
+        {c: pa.array([v if isinstance(v, str) else None for v in df[c]], pa.string()) for c in SCORE_COLUMNS}
+    )
+
+
+def arrow_readable(source: str | os.PathLike[str], meta: str | os.PathLike[str] | None = None) -> bool:
+    """True when :func:`iter_review_tables` reads ``source``: local CSV/TSV/Parquet files, no metadata."""
+    if (isinstance(source, str) and is_hub_id(source)) or meta is not None:
+        return False
+    try:
+        reviews, metas = resolve_review_files(source)
+    except (OSError, ValueError):
+        return False
+    return not metas and all(_suffix(f) in TABLE_SUFFIXES for f in reviews)
+
+
+def iter_review_tables(source: str | os.PathLike[str], *, chunk_size: int = 10_000) -> Iterator[Any]:
+    """``iter_reviews(source, chunk_size=chunk_size)`` as Arrow tables of :data:`SCORE_COLUMNS` (null:
+    missing), same rows, ids, errors and chunks, read by Arrow's multi-threaded readers (several times
+    faster than pandas; :func:`_arrow_chunks` says when the pandas reader takes over)."""
+
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    reviews, _ = resolve_review_files(source)
+    seen = SeenIds()
+    root = Path(source)
+
+    def tables() -> Iterator[Any]:
+        for path in reviews:
+            prefix = "" if len(reviews) == 1 else f"{path.relative_to(root).as_posix()}:"
+            done = 0
+            for offset, table in _arrow_chunks(path, chunk_size, prefix, seen):
+                if table is None:
+                    break
+                done = offset + table.num_rows
+                yield table
+            else:  # Arrow stopped early (or never started): the pandas reader reads the rest
+                for df in _iter_table(path, chunk_size, prefix, None, None, (), seen, skip=done):
+                    yield _frame_to_table(df)
+
+    yield from rechunk_tables(tables(), chunk_size)
 
 
 def _iter_hub(source: str, split: str, chunk_size: int, keep: Sequence[str]) -> Iterator[pd.DataFrame]:
@@ -399,6 +576,7 @@ def iter_reviews(
     id_column: str | None = None,
     keep_columns: Sequence[str] = (),
     split: str = "train",
+    arrow: bool = False,
 ) -> Iterator[pd.DataFrame]:
     """Stream reviews from ``source`` as DataFrames of exactly ``chunk_size`` rows (the last may be shorter).
 
@@ -406,10 +584,15 @@ def iter_reviews(
     ``.parquet``), a folder of them (Google Local: ``review-*.json`` + ``meta-*.json``), or a Hub dataset
     id (streamed). ``meta`` adds place metadata files/folders. Columns: :data:`REVIEW_COLUMNS` plus
     ``keep_columns``. Memory is flat in the number of rows, except the de-duplication set of JSON inputs
-    (8 bytes a review) and the place table.
+    (8 bytes a review) and the place table. ``arrow``: batch scoring's fast path; where
+    :func:`arrow_readable` accepts ``source`` (and no column option is given), the chunks are
+    :func:`iter_review_tables`' Arrow tables instead.
     """
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    if arrow and not (text_column or id_column or keep_columns) and arrow_readable(source, meta):
+        yield from iter_review_tables(source, chunk_size=chunk_size)
+        return
     keep = [c for c in keep_columns if c not in REVIEW_COLUMNS]
     columns = list(REVIEW_COLUMNS) + keep
     if isinstance(source, str) and is_hub_id(source):
@@ -420,7 +603,7 @@ def iter_reviews(
         metas = metas + resolve_review_files(meta)[0]
     places = read_place_metadata(metas) if metas else {}
     seen: set[int] = set()
-    table_ids: set[int] = set()
+    table_ids = SeenIds()
     root = Path(source)
 
     def frames() -> Iterator[pd.DataFrame]:

@@ -12,16 +12,18 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from hf_spamguard.atomic import atomic_write_json
 from hf_spamguard.files import STUDENT_FILE, TAXONOMY_FILE, read_json
 from hf_spamguard.prompts import student_texts
 from hf_spamguard.taxonomy import Taxonomy, load_taxonomy
 from hf_spamguard.verdict import make_label_verdict
+
+if TYPE_CHECKING:  # imported where used: batch scoring of CSV/Parquet never needs pandas
+    import pandas as pd
 
 __all__ = ["STUDENT_TYPE", "Student", "load_student", "multilabel_split"]
 
@@ -94,12 +96,32 @@ class Student:
             out[:, j] = self.constants[name] if col is None else heads[:, col]
         return out
 
+    def predict_arrow(self, texts: Any, *, chunk_size: int = 8192) -> np.ndarray:
+        """:meth:`predict_proba` of an Arrow string array of student texts
+        (:func:`hf_spamguard.prompts.student_texts_arrow`), featurised without Python strings, in
+        slices of ``chunk_size`` (the probabilities do not depend on it: every row is featurised on
+        its own; 8192 is the fastest here)."""
+        n = len(texts)
+        out = np.empty((n, len(self.label_names)), dtype=np.float64)
+        clf, heads = self.classifier, None
+        if clf is not None and n:
+            clf._check_fitted()
+            heads = np.concatenate(
+                [clf._proba_chunk(texts.slice(i, chunk_size)) for i in range(0, n, chunk_size)]
+            )
+            heads = heads if heads.ndim == 2 else heads[:, None]
+        for j, (name, col) in enumerate(zip(self.label_names, self._columns, strict=True)):
+            out[:, j] = self.constants[name] if col is None else heads[:, col]
+        return out
+
     def predict_reviews(self, reviews: pd.DataFrame) -> np.ndarray:
         """Probabilities for review rows (text + place context), as batch scoring computes them."""
         return self.predict_proba(student_texts(reviews))
 
     def __call__(self, reviews: pd.DataFrame | Sequence[str]) -> list[dict[str, Any]]:
         """Multi-label verdicts (:func:`hf_spamguard.verdict.make_label_verdict`) with the saved thresholds."""
+        import pandas as pd
+
         P = (
             self.predict_reviews(reviews)
             if isinstance(reviews, pd.DataFrame)
