@@ -169,3 +169,16 @@ def test_an_out_that_cannot_be_replaced_is_refused_before_the_build(tmp_path: Pa
         assert len(lines) == 1 and message in lines[0], done.stderr  # no "Generating ..." build output
     assert afile.read_bytes() == b"not a folder" and sorted(p.name for p in project.iterdir()) == ["src"]
     assert not (tmp_path / "c").exists()  # nothing was built
+
+
+def test_data_validation_errors_survive_pickling() -> None:
+    # Errors raised in worker processes (datasets' num_proc, Ray actors) are pickled back to the caller;
+    # before, unpickling called __init__ with the message alone and raised a TypeError instead.
+    import pickle
+
+    from hf_spamguard.data.tsv import DataValidationError
+
+    error = DataValidationError("/data/listings.tsv", 7, "label", "expected 0 or 1, got 'yes'")
+    back = pickle.loads(pickle.dumps(error))
+    assert type(back) is DataValidationError and str(back) == str(error)
+    assert (back.file, back.path, back.line, back.field) == ("listings.tsv", "/data/listings.tsv", 7, "label")

@@ -50,6 +50,11 @@ class DataValidationError(ValueError):
             where.append(f"field {field!r}")
         super().__init__(f"{', '.join(where)}: {problem}")
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # Errors cross process boundaries (datasets' num_proc workers, Ray actors): the default pickling
+        # calls __init__ with the message alone and fails there, hiding the real error.
+        return type(self), (self.path, self.line, self.field, self.problem)
+
 
 class LabelDisagreementWarning(UserWarning):
     """Some labels disagree with the majority of the rater votes (they are kept; see LabelReport)."""
