@@ -280,6 +280,11 @@ class VLLMEngine:
         self.close()
 
 
+def _extended(request: dict[str, Any], ids: Sequence[int]) -> dict[str, Any]:
+    """``request`` with ``ids`` appended to its prompt token ids (its photo, if any, kept)."""
+    return {**request, "prompt_token_ids": [*request["prompt_token_ids"], *ids]}
+
+
 class VLLMListingScorer:
     """Listing verdicts from a VLM folder through vLLM, identical in meaning to the ``listing-spam``
     pipeline's: ``scorer(rows, reason=...) → verdicts`` for rows ``{"text", "image"}``.
@@ -334,10 +339,14 @@ class VLLMListingScorer:
         return request
 
     def _diffs(self, requests: list[dict[str, Any]], rows: list[dict[str, Any]]) -> list[float]:
-        prefix = list(self.tokens.prefix_ids)
-        forced = [{**r, "prompt_token_ids": r["prompt_token_ids"] + prefix} for r in requests]
-        try:
+        prefix = self.tokens.prefix_ids
+
+        def diffs(batch: list[dict[str, Any]]) -> list[float]:
+            forced = [_extended(r, prefix) for r in batch]
             return self.engine.logit_diffs(forced, self.tokens.true_id, self.tokens.false_id)
+
+        try:
+            return diffs(requests)
         except (ValueError, TypeError, RuntimeError) as batch_error:
             if not any("multi_modal_data" in r for r in requests):
                 raise
@@ -346,14 +355,13 @@ class VLLMListingScorer:
                 if "multi_modal_data" not in request:
                     continue
                 try:
-                    self.engine.logit_diffs([forced[i]], self.tokens.true_id, self.tokens.false_id)
+                    diffs([request])
                 except (ValueError, TypeError, RuntimeError) as err:
                     from hf_spamguard.prompts import PreparedImage
 
                     refused += 1
                     unreadable = PreparedImage(None, "corrupt", f"{type(err).__name__}: {err}")
                     requests[i] = self._prompt(rows[i].get("text"), unreadable)
-                    forced[i] = {**requests[i], "prompt_token_ids": requests[i]["prompt_token_ids"] + prefix}
                     warnings.warn(
                         f"listing-spam: vLLM refused a photo ({err}); that listing is scored as one whose "
                         "photo could not be read",
@@ -361,7 +369,7 @@ class VLLMListingScorer:
                     )
             if not refused:
                 raise batch_error
-            return self.engine.logit_diffs(forced, self.tokens.true_id, self.tokens.false_id)
+            return diffs(requests)
 
     def __call__(self, rows: Sequence[dict[str, Any]], *, reason: bool = True) -> list[dict[str, Any]]:
         """One verdict per row (``{"text": ..., "image": PIL | path | URL | bytes | None}``), in order."""
@@ -379,9 +387,8 @@ class VLLMListingScorer:
             follow = []
             for request, confidence in zip(requests, confidences, strict=True):
                 label = confidence >= 0.5
-                ids = [*request["prompt_token_ids"], *tokens.prefix_ids]
-                ids += [tokens.true_id if label else tokens.false_id, *tokens.continuation_ids[label]]
-                follow.append({**request, "prompt_token_ids": ids})
+                answer = [*tokens.prefix_ids, tokens.true_id if label else tokens.false_id]
+                follow.append(_extended(request, [*answer, *tokens.continuation_ids[label]]))
             reasons = self.engine.json_strings(follow, self.max_reason_tokens)
         return [
             listing_verdict(c, r, self.settings.policy) for c, r in zip(confidences, reasons, strict=True)
